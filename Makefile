@@ -1,0 +1,43 @@
+# flowlab: `make run` trains the built-in default, `make test` runs the tests.
+# libtorch comes from the PyPI torch wheel matching tch's libtorch (torch 2.13.0 for tch 0.26),
+# installed once into a virtual environment under $(FLOWLAB_CACHE) and re-used. An existing
+# LIBTORCH is honoured instead. The binaries carry an rpath to libtorch: no LD_LIBRARY_PATH.
+SHELL := /bin/bash
+TORCH_VERSION := 2.13.0
+FLOWLAB_CACHE ?= $(HOME)/.cache/flowlab
+VENV := $(FLOWLAB_CACHE)/torch-$(TORCH_VERSION)
+export FLOWLAB_PYTHON := $(VENV)/bin/python
+ifndef LIBTORCH
+export LIBTORCH_USE_PYTORCH := 1
+export VIRTUAL_ENV := $(VENV)
+export PATH := $(VENV)/bin:$(PATH)
+endif
+CARGO ?= cargo
+RUN_OUT ?= runs/$(shell date +%Y%m%d-%H%M%S)
+
+.PHONY: setup setup-test setup-bench build run test bench clean-cache
+
+setup:
+	@bash scripts/setup.sh "$(VENV)" "$(TORCH_VERSION)" base
+
+setup-test:
+	@bash scripts/setup.sh "$(VENV)" "$(TORCH_VERSION)" test
+
+setup-bench:
+	@bash scripts/setup.sh "$(VENV)" "$(TORCH_VERSION)" bench
+
+build: setup
+	$(CARGO) build --release
+
+# The main job on its built-in default (8 planar layers fitted to U1); ARGS adds flowlab options.
+run: build
+	./target/release/flowlab run --out $(RUN_OUT) $(ARGS)
+
+test: setup-test
+	$(CARGO) test --release
+
+bench: setup-bench build
+	bash bench/planar_vs_normflows.sh
+
+clean-cache:
+	rm -rf "$(VENV)"

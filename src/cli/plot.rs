@@ -1,0 +1,182 @@
+//! `flowlab plot`: the seed's Fig. 1 (a standard normal through one planar or radial layer),
+//! target densities, and a run's figures regenerated from its checkpoint.
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use flowlab::bijector::planar::PlanarFlow;
+use flowlab::bijector::radial::RadialFlow;
+use flowlab::bijector::Bijector;
+use flowlab::distribution::{Distribution, StandardNormal};
+use flowlab::experiment::rundir::RunDir;
+use flowlab::plot;
+use flowlab::target::Target;
+use std::path::PathBuf;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Subcommand)]
+pub enum PlotCommand {
+    /// Density of N(0, I) in 2-D, optionally through one planar or radial layer (seed Fig. 1).
+    Density {
+        /// Planar parameters "u1,u2;w1,w2;b" (û is constrained so wᵀû ≥ −1).
+        #[arg(long, conflicts_with = "radial")]
+        planar: Option<String>,
+        /// Radial parameters "z01,z02;alpha;beta" (alpha > 0, beta ≥ −alpha).
+        #[arg(long)]
+        radial: Option<String>,
+        /// Half-width of the square window.
+        #[arg(long, default_value_t = 3.0)]
+        window: f64,
+        /// Pixels per side.
+        #[arg(long, default_value_t = 400)]
+        size: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The seed's Fig. 1 as one image: N(0, I), then through a planar layer (u = (1, 0),
+    /// w = (5, 0), b = 0), then through a radial layer (z0 = (0.5, 0), α = 0.5, β = 1).
+    Fig1 {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The unnormalized density exp(−U) of a target (U1–U4) on [−4, 4]².
+    Target {
+        name: String,
+        #[arg(long, default_value_t = 400)]
+        size: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Regenerate a run's figures/ from its checkpoint.
+    Run { run_dir: PathBuf },
+}
+
+fn numbers(s: &str, what: &str) -> Result<Vec<f64>> {
+    s.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<f64>()
+                .with_context(|| format!("{what}: `{p}` is not a number"))
+        })
+        .collect()
+}
+
+fn parse_layer(planar: Option<&str>, radial: Option<&str>) -> Result<Option<Box<dyn Bijector>>> {
+    if let Some(spec) = planar {
+        let parts: Vec<&str> = spec.split(';').collect();
+        if parts.len() != 3 {
+            bail!("--planar: expected \"u1,u2;w1,w2;b\", got {spec:?}");
+        }
+        let (u, w, b) = (
+            numbers(parts[0], "u")?,
+            numbers(parts[1], "w")?,
+            numbers(parts[2], "b")?,
+        );
+        if u.len() != 2 || w.len() != 2 || b.len() != 1 {
+            bail!("--planar: u and w need 2 numbers and b one, got {spec:?}");
+        }
+        return Ok(Some(Box::new(PlanarFlow::new(
+            Tensor::from_slice(&u),
+            Tensor::from_slice(&w),
+            Tensor::from(b[0]),
+        ))));
+    }
+    if let Some(spec) = radial {
+        let parts: Vec<&str> = spec.split(';').collect();
+        if parts.len() != 3 {
+            bail!("--radial: expected \"z01,z02;alpha;beta\", got {spec:?}");
+        }
+        let (z0, a, b) = (
+            numbers(parts[0], "z0")?,
+            numbers(parts[1], "alpha")?,
+            numbers(parts[2], "beta")?,
+        );
+        if z0.len() != 2 || a.len() != 1 || b.len() != 1 {
+            bail!("--radial: z0 needs 2 numbers, alpha and beta one each, got {spec:?}");
+        }
+        if a[0] <= 0.0 || b[0] < -a[0] {
+            bail!("--radial: need alpha > 0 and beta ≥ −alpha for an invertible layer, got alpha = {}, beta = {}", a[0], b[0]);
+        }
+        return Ok(Some(Box::new(RadialFlow::new(
+            Tensor::from_slice(&z0),
+            Tensor::from(a[0]),
+            Tensor::from(b[0]),
+        ))));
+    }
+    Ok(None)
+}
+
+/// Density image of N(0, I) pushed through `layer` (exact, via the inverse).
+fn pushforward_image(layer: Option<&dyn Bijector>, window: f64, size: usize) -> RgbImageResult {
+    let base = StandardNormal::new(vec![2], Kind::Double, Device::Cpu);
+    let mut failure = None;
+    let img = plot::density_figure(-window, window, size, Device::Cpu, &mut |pts| {
+        let res = match layer {
+            None => base.log_prob(pts),
+            Some(b) => b
+                .inverse(pts, None)
+                .and_then(|(x, ld)| Ok(base.log_prob(&x)? + ld)),
+        };
+        res.unwrap_or_else(|e| {
+            failure = Some(e);
+            pts.select(1, 0).full_like(f64::NAN)
+        })
+    });
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(img),
+    }
+}
+
+type RgbImageResult = Result<image::RgbImage>;
+
+pub fn run(cmd: PlotCommand) -> Result<()> {
+    match cmd {
+        PlotCommand::Density {
+            planar,
+            radial,
+            window,
+            size,
+            out,
+        } => {
+            anyhow::ensure!(
+                window > 0.0 && size >= 8,
+                "--window must be positive and --size at least 8"
+            );
+            let layer = parse_layer(planar.as_deref(), radial.as_deref())?;
+            let img = pushforward_image(layer.as_deref(), window, size)?;
+            plot::save_png(&img, &out)?;
+            eprintln!("wrote {}", out.display());
+        }
+        PlotCommand::Fig1 { out } => {
+            let planar = parse_layer(Some("1,0;5,0;0"), None)?;
+            let radial = parse_layer(None, Some("0.5,0;0.5;1"))?;
+            let panels = [
+                pushforward_image(None, 3.0, 300)?,
+                pushforward_image(planar.as_deref(), 3.0, 300)?,
+                pushforward_image(radial.as_deref(), 3.0, 300)?,
+            ];
+            plot::save_png(&plot::hstack(&panels), &out)?;
+            eprintln!(
+                "wrote {} (N(0, I) | planar | radial, window [-3, 3]²)",
+                out.display()
+            );
+        }
+        PlotCommand::Target { name, size, out } => {
+            let target = Target::parse(&name)?;
+            let (lo, hi) = target.window();
+            let img =
+                plot::density_figure(lo, hi, size, Device::Cpu, &mut |pts| -target.energy(pts));
+            plot::save_png(&img, &out)?;
+            eprintln!("wrote {}", out.display());
+        }
+        PlotCommand::Run { run_dir } => {
+            let (_, model) = super::load_run(&run_dir)?;
+            let dir = RunDir::open(&run_dir)?;
+            for (stem, img) in model.figures()? {
+                let path = dir.figure_path(&stem);
+                plot::save_png(&img, &path)?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}

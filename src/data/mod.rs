@@ -1,0 +1,2 @@
+//! Data in and out: numeric CSV tables.
+pub mod csv;

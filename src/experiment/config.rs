@@ -1,0 +1,293 @@
+//! Experiment configs: nested component configs read from JSON. Unknown fields, wrong types and
+//! bad values are errors naming the file and the field path (`train.lr`, `model.flow_fit.flow[0]`).
+use crate::model::flow_fit::FlowFitConfig;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// The run folder's name under the output root.
+    pub name: String,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+/// Which model to build, keyed by its kind: `{"flow_fit": {...}}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelConfig {
+    /// Reverse-KL fit of a flow to a 2-D target (U1–U4).
+    FlowFit(FlowFitConfig),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub steps: i64,
+    pub batch_size: i64,
+    pub optimizer: AdamConfig,
+    pub beta: BetaSchedule,
+    pub seed: u64,
+    /// Clip the global gradient norm to this value (none by default).
+    pub grad_clip: Option<f64>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            steps: 10_000,
+            batch_size: 256,
+            optimizer: AdamConfig::default(),
+            beta: BetaSchedule::default(),
+            seed: 0,
+            grad_clip: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdamConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// β_t = start + (end − start) · min(1, t / anneal_steps): the inverse temperature of a
+/// reverse-KL fit or the KL weight of a VAE warm-up.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BetaSchedule {
+    pub start: f64,
+    pub end: f64,
+    pub anneal_steps: i64,
+}
+
+impl Default for BetaSchedule {
+    fn default() -> Self {
+        BetaSchedule {
+            start: 0.01,
+            end: 1.0,
+            anneal_steps: 5_000,
+        }
+    }
+}
+
+impl BetaSchedule {
+    pub fn at(&self, step: i64) -> f64 {
+        if self.anneal_steps <= 0 {
+            return self.end;
+        }
+        let t = (step as f64 / self.anneal_steps as f64).min(1.0);
+        self.start + (self.end - self.start) * t
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    /// CUDA when available, else CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// libtorch intra-op threads. 1 by default: on small models more threads are slower
+    /// (see README, "Threads").
+    pub threads: i32,
+    pub device: DeviceChoice,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            threads: 1,
+            device: DeviceChoice::Auto,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// Scalars to TensorBoard every N steps (and the progress line).
+    pub log_every: i64,
+    /// A density image to TensorBoard every N steps (0: never).
+    pub image_every: i64,
+    /// `model.safetensors` and the optimizer state every N steps (and always at the end).
+    pub checkpoint_every: i64,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            log_every: 100,
+            image_every: 1000,
+            checkpoint_every: 1000,
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Reads and validates a config file; errors name the file and the field path.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let cfg: ExperimentConfig = match serde_path_to_error::deserialize(de) {
+            Ok(c) => c,
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path == "." || path.is_empty() {
+                    bail!("{inner}");
+                }
+                bail!("field `{path}`: {inner}");
+            }
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Value checks serde cannot express.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |v: i64, field: &str| -> Result<()> {
+            if v <= 0 {
+                bail!("field `{field}`: must be positive, got {v}");
+            }
+            Ok(())
+        };
+        let finite_pos = |v: f64, field: &str| -> Result<()> {
+            if !(v.is_finite() && v > 0.0) {
+                bail!("field `{field}`: must be a positive finite number, got {v}");
+            }
+            Ok(())
+        };
+        if self.name.is_empty()
+            || self.name.contains(['/', '\\'])
+            || self.name == "."
+            || self.name == ".."
+        {
+            bail!(
+                "field `name`: must be a plain folder name, got {:?}",
+                self.name
+            );
+        }
+        positive(self.train.steps, "train.steps")?;
+        positive(self.train.batch_size, "train.batch_size")?;
+        finite_pos(self.train.optimizer.lr, "train.optimizer.lr")?;
+        finite_pos(self.train.optimizer.eps, "train.optimizer.eps")?;
+        for (v, f) in [
+            (self.train.optimizer.beta1, "train.optimizer.beta1"),
+            (self.train.optimizer.beta2, "train.optimizer.beta2"),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                bail!("field `{f}`: must be in [0, 1), got {v}");
+            }
+        }
+        if !(self.train.optimizer.weight_decay >= 0.0
+            && self.train.optimizer.weight_decay.is_finite())
+        {
+            bail!(
+                "field `train.optimizer.weight_decay`: must be ≥ 0, got {}",
+                self.train.optimizer.weight_decay
+            );
+        }
+        if let Some(c) = self.train.grad_clip {
+            finite_pos(c, "train.grad_clip")?;
+        }
+        let b = &self.train.beta;
+        if !(b.start.is_finite() && b.end.is_finite() && b.start >= 0.0 && b.end >= 0.0) {
+            bail!(
+                "field `train.beta`: start and end must be finite and ≥ 0, got {} and {}",
+                b.start,
+                b.end
+            );
+        }
+        if self.runtime.threads < 1 {
+            bail!(
+                "field `runtime.threads`: must be at least 1, got {}",
+                self.runtime.threads
+            );
+        }
+        positive(self.logging.log_every, "logging.log_every")?;
+        positive(self.logging.checkpoint_every, "logging.checkpoint_every")?;
+        if self.logging.image_every < 0 {
+            bail!(
+                "field `logging.image_every`: must be ≥ 0, got {}",
+                self.logging.image_every
+            );
+        }
+        match &self.model {
+            ModelConfig::FlowFit(m) => {
+                if m.flow.is_empty() {
+                    bail!("field `model.flow_fit.flow`: needs at least one layer");
+                }
+                for (i, l) in m.flow.iter().enumerate() {
+                    if l.count() < 1 {
+                        bail!(
+                            "field `model.flow_fit.flow[{i}]`: length must be at least 1, got {}",
+                            l.count()
+                        );
+                    }
+                }
+                positive(m.eval_samples, "model.flow_fit.eval_samples")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The built-in default: 8 planar layers fitted to U1, a couple of minutes on 2 cores.
+    pub fn builtin_default() -> Self {
+        Self::parse(include_str!("../../experiments/planar-u1-k8.json"))
+            .expect("built-in default config is valid")
+    }
+
+    pub fn to_pretty_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Resolves the device choice; `cuda` without a GPU is an error, not a silent fallback.
+pub fn resolve_device(choice: DeviceChoice) -> Result<tch::Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(tch::Device::Cpu),
+        DeviceChoice::Auto => Ok(tch::Device::cuda_if_available()),
+        DeviceChoice::Cuda => {
+            if tch::Cuda::is_available() {
+                Ok(tch::Device::Cuda(0))
+            } else {
+                bail!("device `cuda` was requested but no CUDA device is available (use `--device cpu` or `auto`)")
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The one training loop every model uses: steps, Adam, β schedule, gradient clipping, logging
+//! to TensorBoard, checkpoints, resume, and the NaN/Inf guard.
+use super::config::{DeviceChoice, ExperimentConfig};
+use super::optim::Adam;
+use super::rundir::{self, RunDir};
+use crate::log::{progress::Progress, ScalarLog};
+use crate::model::StepContext;
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Command-line choices that override or complement the config.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Output root; the run folder is `<out>/<name>`.
+    pub out: PathBuf,
+    pub resume: bool,
+    pub init_from: Option<PathBuf>,
+    pub device: Option<DeviceChoice>,
+    pub threads: Option<i32>,
+}
+
+/// What a finished run reports.
+pub struct RunSummary {
+    pub dir: PathBuf,
+    pub metrics: serde_json::Value,
+}
+
+/// Per-step seed: a resumed run draws exactly the samples an uninterrupted one would.
+fn step_seed(seed: u64, step: i64) -> i64 {
+    (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (step as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9))
+        as i64
+        & i64::MAX
+}
+
+pub fn run(mut cfg: ExperimentConfig, opts: &RunOptions) -> Result<RunSummary> {
+    if let Some(d) = opts.device {
+        cfg.runtime.device = d;
+    }
+    if let Some(t) = opts.threads {
+        cfg.runtime.threads = t;
+    }
+    cfg.validate()?;
+    let device = super::config::resolve_device(cfg.runtime.device)?;
+    super::set_threads(cfg.runtime.threads);
+
+    let dir = if opts.resume {
+        let dir = RunDir::open(&opts.out.join(&cfg.name)).context("--resume")?;
+        let saved = dir.read_config()?;
+        if saved.model != cfg.model {
+            bail!(
+                "--resume: the model section differs from the one saved in {}",
+                dir.config_path().display()
+            );
+        }
+        dir
+    } else {
+        RunDir::create(&opts.out, &cfg.name)?
+    };
+
+    tch::manual_seed(cfg.train.seed as i64);
+    let mut model = super::build_model(&cfg.model, device)?;
+    let mut opt = Adam::new(model.var_store(), cfg.train.optimizer.clone());
+    let mut start = 0;
+    if opts.resume {
+        rundir::load_weights(model.var_store_mut(), &dir.model_path(), true)?;
+        let state = rundir::load_tensors(&dir.optimizer_path())?;
+        opt.load_state(&state)
+            .with_context(|| format!("{}", dir.optimizer_path().display()))?;
+        start = opt.step;
+        eprintln!("resuming {} at step {start}", dir.path().display());
+    } else if let Some(path) = &opts.init_from {
+        let report = rundir::load_weights(model.var_store_mut(), path, false)?;
+        eprintln!(
+            "initialized {} tensors from {} (kept at init: {:?}; unused in file: {:?})",
+            report.loaded.len(),
+            path.display(),
+            report.missing,
+            report.unused
+        );
+    }
+    dir.write_config(&cfg)?;
+    eprintln!(
+        "run {} on {:?}, {} thread(s), {} steps",
+        dir.path().display(),
+        device,
+        tch::get_num_threads(),
+        cfg.train.steps
+    );
+
+    let mut log = ScalarLog::open(dir.path(), &dir.scalars_path())?;
+    log.events.add_text(
+        "config",
+        &format!("```json\n{}\n```", cfg.to_pretty_json()),
+        start,
+    )?;
+    let mut progress = Progress::new(cfg.train.steps);
+    let t0 = Instant::now();
+    let lg = &cfg.logging;
+    let mut last_checkpoint = start;
+    let mut step = start;
+    while step < cfg.train.steps {
+        tch::manual_seed(step_seed(cfg.train.seed, step));
+        let diagnostics = (step + 1) % lg.log_every == 0 || step + 1 == cfg.train.steps;
+        let ctx = StepContext {
+            step,
+            beta: cfg.train.beta.at(step),
+            batch_size: cfg.train.batch_size,
+            diagnostics,
+        };
+        let losses = model.loss(&ctx)?;
+        let loss_value = losses.loss.double_value(&[]);
+        opt.zero_grad();
+        let grad_norm = if loss_value.is_finite() {
+            losses.loss.backward();
+            opt.grad_norm().double_value(&[])
+        } else {
+            f64::NAN
+        };
+        if !grad_norm.is_finite() {
+            tch::manual_seed(step_seed(cfg.train.seed, step));
+            let culprit = model
+                .locate_nonfinite(&ctx)
+                .unwrap_or_else(|| "the loss or its gradient".into());
+            log.flush()?;
+            let what = if loss_value.is_finite() {
+                "gradient"
+            } else {
+                "loss"
+            };
+            bail!(
+                "non-finite {what} at step {} (first in {culprit}); training stopped, {} keeps the last good checkpoint (step {last_checkpoint})",
+                step + 1,
+                dir.model_path().display()
+            );
+        }
+        if let Some(max) = cfg.train.grad_clip {
+            opt.clip_grad_norm(grad_norm, max);
+        }
+        opt.step();
+        step += 1;
+
+        if diagnostics {
+            let rate = (step - start) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            log.scalar("train/loss", loss_value, step)?;
+            for (name, v) in &losses.terms {
+                log.scalar(&format!("train/{name}"), v.double_value(&[]), step)?;
+            }
+            log.scalar("train/beta", ctx.beta, step)?;
+            log.scalar("train/lr", opt.lr(), step)?;
+            log.scalar("train/grad_norm", grad_norm, step)?;
+            for (name, v) in &losses.layers {
+                log.scalar(&format!("layers/{name}/log_det"), v.double_value(&[]), step)?;
+            }
+            log.flush()?;
+            progress.update(step, loss_value, rate);
+        }
+        if lg.image_every > 0 && step % lg.image_every == 0 {
+            if let Some(img) = model.snapshot()? {
+                log.events.add_png(
+                    "density",
+                    crate::plot::png_bytes(&img)?,
+                    img.width(),
+                    img.height(),
+                    step,
+                )?;
+                log.flush()?;
+            }
+        }
+        if step % lg.checkpoint_every == 0 && step < cfg.train.steps {
+            dir.save_checkpoint(model.var_store(), &opt.state())?;
+            last_checkpoint = step;
+        }
+    }
+    progress.finish();
+    let train_secs = t0.elapsed().as_secs_f64();
+    let trained = step - start;
+    dir.save_checkpoint(model.var_store(), &opt.state())?;
+
+    let mut metrics = serde_json::Map::new();
+    for (k, v) in model.evaluate()? {
+        metrics.insert(k, serde_json::json!(v));
+    }
+    for (stem, img) in model.figures()? {
+        crate::plot::save_png(&img, &dir.figure_path(&stem))?;
+    }
+    metrics.insert("steps".into(), serde_json::json!(step));
+    metrics.insert(
+        "steps_trained_this_session".into(),
+        serde_json::json!(trained),
+    );
+    metrics.insert(
+        "steps_per_sec".into(),
+        serde_json::json!(trained as f64 / train_secs.max(1e-9)),
+    );
+    metrics.insert("train_seconds".into(), serde_json::json!(train_secs));
+    metrics.insert("threads".into(), serde_json::json!(tch::get_num_threads()));
+    metrics.insert("device".into(), serde_json::json!(format!("{device:?}")));
+    let metrics = serde_json::Value::Object(metrics);
+    dir.write_metrics(&metrics)?;
+    for (k, v) in metrics.as_object().into_iter().flatten() {
+        if let Some(x) = v.as_f64() {
+            log.scalar(&format!("final/{k}"), x, step)?;
+        }
+    }
+    log.flush()?;
+    Ok(RunSummary {
+        dir: dir.path().to_path_buf(),
+        metrics,
+    })
+}

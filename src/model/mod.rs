@@ -1,0 +1,51 @@
+//! What an experiment config builds. Every model answers the same few questions for the one
+//! [`Trainer`](crate::experiment::trainer::Trainer): a loss for this step, its named terms, final
+//! metrics and figures. A model never writes files or loops over steps itself.
+pub mod flow_fit;
+
+use anyhow::Result;
+use image::RgbImage;
+use tch::{nn, Tensor};
+
+/// What the trainer tells a model at each step.
+pub struct StepContext {
+    pub step: i64,
+    /// Inverse temperature / KL weight of the annealing schedule at this step.
+    pub beta: f64,
+    pub batch_size: i64,
+    /// True on logging steps: the model should also fill `Losses::layers`.
+    pub diagnostics: bool,
+}
+
+/// The scalar to minimize and named terms to log (as `train/<name>`): the same names mean the
+/// same things across models so TensorBoard overlays them.
+pub struct Losses {
+    pub loss: Tensor,
+    pub terms: Vec<(&'static str, Tensor)>,
+    /// Per-layer mean log|det|, `(layer name, scalar)`, on diagnostic steps.
+    pub layers: Vec<(String, Tensor)>,
+}
+
+pub trait Model {
+    fn var_store(&self) -> &nn::VarStore;
+    fn var_store_mut(&mut self) -> &mut nn::VarStore;
+    /// The loss of one training step.
+    fn loss(&mut self, ctx: &StepContext) -> Result<Losses>;
+    /// After a non-finite loss: re-runs the step's computation layer by layer and names the first
+    /// layer that produced NaN/Inf, if any.
+    fn locate_nonfinite(&self, ctx: &StepContext) -> Option<String>;
+    /// Final metrics (name, value) for `metrics.json`.
+    fn evaluate(&self) -> Result<Vec<(String, f64)>>;
+    /// Figures for the run folder, `(file stem, image)`.
+    fn figures(&self) -> Result<Vec<(String, RgbImage)>>;
+    /// A small picture of the current state for TensorBoard (`None` if the model has none).
+    fn snapshot(&self) -> Result<Option<RgbImage>>;
+    /// Width of one sample (columns of `sample` and `log_prob` CSVs).
+    fn data_dim(&self) -> i64;
+    /// `n` samples from the model, `[n, data_dim]`.
+    fn sample(&self, n: i64) -> Result<Tensor>;
+    /// ln p(x) per row of `x: [n, data_dim]`.
+    fn log_prob(&self, x: &Tensor) -> Result<Tensor>;
+    /// The model's flow (current parameters) with a name per layer, for `flowlab check`.
+    fn flow(&self) -> Option<(crate::bijector::Chain, Vec<String>)>;
+}

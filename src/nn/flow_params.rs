@@ -1,0 +1,183 @@
+//! Free (learnable, not amortized) parameters for a stack of flow layers, built from config.
+//!
+//! Parameters of K repeated layers are stored stacked (`u: [K, d]`, …) so the optimizer updates a
+//! handful of tensors instead of 3K tiny ones and the planar constraint runs once for all K.
+//! Names in checkpoints: `flow.<block>.<param>`, e.g. `flow.0.u` of shape `[K, d]`.
+use crate::bijector::elementwise::{Affine, Exp, PReLU, Sigmoid, Tanh};
+use crate::bijector::planar::PlanarFlow;
+use crate::bijector::radial::RadialFlow;
+use crate::bijector::{Bijector, Chain};
+use serde::{Deserialize, Serialize};
+use tch::nn;
+
+fn one() -> i64 {
+    1
+}
+
+/// One block of a flow, as written in an experiment config:
+/// `{"planar": {"length": 8}}`, `{"radial": {"length": 4}}`, `{"affine": {}}`, `{"prelu": {}}`,
+/// `"sigmoid"`, `"tanh"`, `"exp"`. Blocks apply in list order in the forward (sampling) direction.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerConfig {
+    /// K planar layers (Rezende & Mohamed 2015, seed eq. 37).
+    Planar {
+        #[serde(default = "one")]
+        length: i64,
+    },
+    /// K radial layers (seed eq. 40).
+    Radial {
+        #[serde(default = "one")]
+        length: i64,
+    },
+    /// Learnable elementwise shift and log-scale.
+    Affine {},
+    /// Learnable PReLU (seed eq. 61), α = sigmoid(a) ∈ (0, 1).
+    Prelu {},
+    Sigmoid,
+    Tanh,
+    Exp,
+}
+
+impl LayerConfig {
+    /// Number of bijector layers this block expands to.
+    pub fn count(&self) -> i64 {
+        match self {
+            LayerConfig::Planar { length } | LayerConfig::Radial { length } => *length,
+            _ => 1,
+        }
+    }
+}
+
+enum Block {
+    Planar {
+        u: tch::Tensor,
+        w: tch::Tensor,
+        b: tch::Tensor,
+    },
+    Radial {
+        z0: tch::Tensor,
+        alpha: tch::Tensor,
+        beta: tch::Tensor,
+    },
+    Affine {
+        shift: tch::Tensor,
+        log_scale: tch::Tensor,
+    },
+    PReLU {
+        a: tch::Tensor,
+    },
+    Sigmoid,
+    Tanh,
+    Exp,
+}
+
+/// The learnable parameters of a flow; `bijector()` assembles the current layers.
+pub struct FlowParams {
+    blocks: Vec<Block>,
+    names: Vec<String>,
+}
+
+impl FlowParams {
+    /// Creates the parameters under `p` (initialized as in normflows, for like-for-like
+    /// comparisons: u ~ U(±√2), w ~ U(±√(2/d))·…, b = 0; radial z₀ ~ N(0, I), α', β' ~ U(±√(1/d))).
+    pub fn build(layers: &[LayerConfig], p: &nn::Path, dim: i64) -> anyhow::Result<Self> {
+        anyhow::ensure!(!layers.is_empty(), "the flow has no layers");
+        let mut blocks = Vec::new();
+        let mut names = Vec::new();
+        for (i, cfg) in layers.iter().enumerate() {
+            let q = p / i;
+            anyhow::ensure!(
+                cfg.count() >= 1,
+                "flow[{i}]: length must be at least 1, got {}",
+                cfg.count()
+            );
+            let k = cfg.count();
+            let uni = |name: &str, shape: Vec<i64>, lim: f64| {
+                q.var(name, &shape, nn::Init::Uniform { lo: -lim, up: lim })
+            };
+            let block = match cfg {
+                LayerConfig::Planar { .. } => Block::Planar {
+                    u: uni("u", vec![k, dim], 2f64.sqrt()),
+                    w: uni("w", vec![k, dim], (2.0 / dim as f64).sqrt()),
+                    b: q.var("b", &[k], nn::Init::Const(0.0)),
+                },
+                LayerConfig::Radial { .. } => Block::Radial {
+                    z0: q.var(
+                        "z0",
+                        &[k, dim],
+                        nn::Init::Randn {
+                            mean: 0.0,
+                            stdev: 1.0,
+                        },
+                    ),
+                    alpha: uni("alpha", vec![k], (1.0 / dim as f64).sqrt()),
+                    beta: uni("beta", vec![k], (1.0 / dim as f64).sqrt()),
+                },
+                LayerConfig::Affine {} => Block::Affine {
+                    shift: q.var("shift", &[dim], nn::Init::Const(0.0)),
+                    log_scale: q.var("log_scale", &[dim], nn::Init::Const(0.0)),
+                },
+                // sigmoid(2) ≈ 0.88: starts close to the identity.
+                LayerConfig::Prelu {} => Block::PReLU {
+                    a: q.var("a", &[dim], nn::Init::Const(2.0)),
+                },
+                LayerConfig::Sigmoid => Block::Sigmoid,
+                LayerConfig::Tanh => Block::Tanh,
+                LayerConfig::Exp => Block::Exp,
+            };
+            let kind = match cfg {
+                LayerConfig::Planar { .. } => "planar",
+                LayerConfig::Radial { .. } => "radial",
+                LayerConfig::Affine {} => "affine",
+                LayerConfig::Prelu {} => "prelu",
+                LayerConfig::Sigmoid => "sigmoid",
+                LayerConfig::Tanh => "tanh",
+                LayerConfig::Exp => "exp",
+            };
+            for j in 0..k {
+                names.push(if k > 1 {
+                    format!("{i}.{kind}.{j}")
+                } else {
+                    format!("{i}.{kind}")
+                });
+            }
+            blocks.push(block);
+        }
+        Ok(FlowParams { blocks, names })
+    }
+
+    /// One name per bijector layer, in forward order (`"0.planar.3"`).
+    pub fn layer_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The flow as a chain of bijectors built from the current parameter values (cheap views;
+    /// call it once per step so gradients reach the parameters).
+    pub fn bijector(&self) -> Chain {
+        let mut layers: Vec<Box<dyn Bijector>> = Vec::with_capacity(self.names.len());
+        for block in &self.blocks {
+            match block {
+                Block::Planar { u, w, b } => layers.extend(
+                    PlanarFlow::stack(u, w, b)
+                        .into_iter()
+                        .map(|l| Box::new(l) as Box<dyn Bijector>),
+                ),
+                Block::Radial { z0, alpha, beta } => layers.extend(
+                    RadialFlow::stack(z0, alpha, beta)
+                        .into_iter()
+                        .map(|l| Box::new(l) as Box<dyn Bijector>),
+                ),
+                Block::Affine { shift, log_scale } => layers.push(Box::new(Affine::new(
+                    shift.shallow_clone(),
+                    log_scale.shallow_clone(),
+                ))),
+                Block::PReLU { a } => layers.push(Box::new(PReLU::new(a.sigmoid()))),
+                Block::Sigmoid => layers.push(Box::new(Sigmoid)),
+                Block::Tanh => layers.push(Box::new(Tanh)),
+                Block::Exp => layers.push(Box::new(Exp)),
+            }
+        }
+        Chain::new(layers)
+    }
+}
