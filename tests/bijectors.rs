@@ -24,15 +24,33 @@ fn sample(n: i64, d: i64, seed: i64) -> Tensor {
 /// Round trip and autograd log-det to 1e-5 (float64) on 128 standard-normal points.
 fn assert_invertible_with_exact_log_det(b: &dyn Bijector, x: &Tensor) {
     let rt = round_trip(b, x, None).unwrap();
-    assert!(rt.max_abs_error < 1e-5, "{}: round trip error {}", b.name(), rt.max_abs_error);
-    assert!(rt.max_log_det_error < 1e-5, "{}: forward + inverse log-det = {}", b.name(), rt.max_log_det_error);
+    assert!(
+        rt.max_abs_error < 1e-5,
+        "{}: round trip error {}",
+        b.name(),
+        rt.max_abs_error
+    );
+    assert!(
+        rt.max_log_det_error < 1e-5,
+        "{}: forward + inverse log-det = {}",
+        b.name(),
+        rt.max_log_det_error
+    );
     let ld = log_det_error(b, x, None).unwrap();
-    assert!(ld < 1e-5, "{}: log-det differs from autograd by {ld}", b.name());
+    assert!(
+        ld < 1e-5,
+        "{}: log-det differs from autograd by {ld}",
+        b.name()
+    );
 }
 
 fn assert_integrates_to_one(b: &dyn Bijector, grid: &Grid2d) {
     let integral = density_integral(b, grid).unwrap();
-    assert!((integral - 1.0).abs() < 1e-3, "{}: ∫q = {integral}", b.name());
+    assert!(
+        (integral - 1.0).abs() < 1e-3,
+        "{}: ∫q = {integral}",
+        b.name()
+    );
 }
 
 /// A grid that follows the pushforward's samples (fine where the mass is).
@@ -70,8 +88,16 @@ fn sigmoid_tanh_exp_pass_the_three_checks() {
     // Their ranges are bounded or skewed: integrate on grids that fit them.
     assert_integrates_to_one(&Sigmoid, &Grid2d::square(0.0, 1.0, 2000));
     assert_integrates_to_one(&Tanh, &Grid2d::square(-1.0, 1.0, 2000));
-    let geometric: Vec<f64> = (0..=3000).map(|i| 1e-5 * (1e8f64).powf(i as f64 / 3000.0)).collect();
-    assert_integrates_to_one(&Exp, &Grid2d { x_edges: geometric.clone(), y_edges: geometric });
+    let geometric: Vec<f64> = (0..=3000)
+        .map(|i| 1e-5 * (1e8f64).powf(i as f64 / 3000.0))
+        .collect();
+    assert_integrates_to_one(
+        &Exp,
+        &Grid2d {
+            x_edges: geometric.clone(),
+            y_edges: geometric,
+        },
+    );
 }
 
 #[test]
@@ -105,9 +131,17 @@ fn planar_constraint_holds_for_random_and_amortized_parameters() {
 
 #[test]
 fn radial_passes_the_three_checks() {
-    check_all_three(&RadialFlow::new(t(&[0.5, 0.0]), Tensor::from(0.5), Tensor::from(1.0)));
+    check_all_three(&RadialFlow::new(
+        t(&[0.5, 0.0]),
+        Tensor::from(0.5),
+        Tensor::from(1.0),
+    ));
     // Contracting: β close to its limit −α.
-    check_all_three(&RadialFlow::new(t(&[-0.3, 0.8]), Tensor::from(1.2), Tensor::from(-1.1)));
+    check_all_three(&RadialFlow::new(
+        t(&[-0.3, 0.8]),
+        Tensor::from(1.2),
+        Tensor::from(-1.1),
+    ));
 }
 
 #[test]
@@ -126,7 +160,11 @@ fn radial_constraint_and_amortized_parameters() {
 fn chain_and_invert_compose() {
     let chain = Chain::new(vec![
         Box::new(planar(&[1.0, 0.5], &[3.0, -1.0], 0.2)),
-        Box::new(RadialFlow::new(t(&[0.5, 0.0]), Tensor::from(0.5), Tensor::from(1.0))),
+        Box::new(RadialFlow::new(
+            t(&[0.5, 0.0]),
+            Tensor::from(0.5),
+            Tensor::from(1.0),
+        )),
         Box::new(Affine::new(t(&[0.1, 0.2]), t(&[0.2, -0.1]))),
         Box::new(PReLU::new(t(&[0.5, 0.9]))),
     ]);
@@ -140,7 +178,9 @@ fn chain_and_invert_compose() {
 fn a_wrong_width_is_a_typed_shape_error() {
     let f = planar(&[1.0, 0.0], &[1.0, 0.0], 0.0);
     match f.forward(&sample(4, 3, 0), None) {
-        Err(FlowError::Shape { expected: 2, got, .. }) => assert_eq!(got, vec![4, 3]),
+        Err(FlowError::Shape {
+            expected: 2, got, ..
+        }) => assert_eq!(got, vec![4, 3]),
         other => panic!("expected a shape error, got {:?}", other.map(|_| ())),
     }
 }
@@ -150,9 +190,16 @@ fn samples_and_density_agree() {
     // A histogram of 400k samples of q against exp(log q) integrated over the same bins.
     let flow = Chain::new(vec![
         Box::new(planar(&[1.0, 0.0], &[5.0, 0.0], 0.0)),
-        Box::new(RadialFlow::new(t(&[0.5, 0.5]), Tensor::from(0.5), Tensor::from(1.0))),
+        Box::new(RadialFlow::new(
+            t(&[0.5, 0.5]),
+            Tensor::from(0.5),
+            Tensor::from(1.0),
+        )),
     ]);
-    let q = TransformedDistribution::new(Box::new(StandardNormal::new(vec![2], Kind::Double, Device::Cpu)), Box::new(flow));
+    let q = TransformedDistribution::new(
+        Box::new(StandardNormal::new(vec![2], Kind::Double, Device::Cpu)),
+        Box::new(flow),
+    );
     tch::manual_seed(21);
     let n = 400_000;
     let y = q.sample(n).unwrap();
@@ -172,13 +219,18 @@ fn samples_and_density_agree() {
             let x0 = lo + i as f64 * width;
             let y0 = lo + j as f64 * width;
             let cell = Grid2d::rect((x0, x0 + width), (y0, y0 + width), 40);
-            let mass = cell.log_integral(Device::Cpu, &mut |p| q.log_prob(p).unwrap()).exp();
+            let mass = cell
+                .log_integral(Device::Cpu, &mut |p| q.log_prob(p).unwrap())
+                .exp();
             tv += (mass - counts[j * bins + i]).abs();
         }
     }
     tv *= 0.5;
     // Sampling noise alone gives TV ≈ 0.005 here; a wrong log-det sign or inverse gives ≫ 0.05.
-    assert!(tv < 0.02, "total variation between samples and density: {tv}");
+    assert!(
+        tv < 0.02,
+        "total variation between samples and density: {tv}"
+    );
 }
 
 #[test]
@@ -200,6 +252,9 @@ fn planar_inverse_is_differentiable_in_the_parameters() {
         let wm = t(&[1.5, 0.7]) - &e;
         let fd = (loss_at(&wp).double_value(&[]) - loss_at(&wm).double_value(&[])) / (2.0 * h);
         let an = g.double_value(&[k]);
-        assert!((fd - an).abs() < 1e-5 * (1.0 + fd.abs()), "component {k}: autograd {an}, finite difference {fd}");
+        assert!(
+            (fd - an).abs() < 1e-5 * (1.0 + fd.abs()),
+            "component {k}: autograd {an}, finite difference {fd}"
+        );
     }
 }

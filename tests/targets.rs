@@ -11,8 +11,16 @@ fn log_z_has_converged_on_its_grid() {
         let used = target.log_z();
         let finer = target.log_z_on(&Grid2d::square(-16.0, 16.0, 4000));
         let wider = target.log_z_on(&Grid2d::square(-20.0, 20.0, 3750));
-        assert!((used - finer).abs() < 1e-4, "{}: {used} vs finer {finer}", target.name());
-        assert!((used - wider).abs() < 1e-4, "{}: {used} vs wider {wider}", target.name());
+        assert!(
+            (used - finer).abs() < 1e-4,
+            "{}: {used} vs finer {finer}",
+            target.name()
+        );
+        assert!(
+            (used - wider).abs() < 1e-4,
+            "{}: {used} vs wider {wider}",
+            target.name()
+        );
     }
 }
 
@@ -46,5 +54,8 @@ fn envelope_makes_u2_to_u4_proper_but_leaves_the_window_nearly_unchanged() {
 fn targets_parse_case_insensitively_and_reject_unknown_names() {
     assert_eq!(Target::parse("u3").unwrap(), Target::U3);
     let err = Target::parse("U7").unwrap_err().to_string();
-    assert!(err.contains("U7") && err.contains("U1, U2, U3, U4"), "{err}");
+    assert!(
+        err.contains("U7") && err.contains("U1, U2, U3, U4"),
+        "{err}"
+    );
 }

@@ -4,7 +4,7 @@ use super::config::{DeviceChoice, ExperimentConfig};
 use super::optim::Adam;
 use super::rundir::{self, RunDir};
 use crate::log::{progress::Progress, ScalarLog};
-use crate::model::StepContext;
+use crate::model::{Model, StepContext};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -33,15 +33,34 @@ fn step_seed(seed: u64, step: i64) -> i64 {
         & i64::MAX
 }
 
+/// Builds the model a config describes (seeded) and trains it: see [`train`].
 pub fn run(mut cfg: ExperimentConfig, opts: &RunOptions) -> Result<RunSummary> {
+    apply_overrides(&mut cfg, opts)?;
+    let device = super::config::resolve_device(cfg.runtime.device)?;
+    tch::manual_seed(cfg.train.seed as i64);
+    let model = super::build_model(&cfg.model, device)?;
+    train(cfg, model, opts)
+}
+
+fn apply_overrides(cfg: &mut ExperimentConfig, opts: &RunOptions) -> Result<()> {
     if let Some(d) = opts.device {
         cfg.runtime.device = d;
     }
     if let Some(t) = opts.threads {
         cfg.runtime.threads = t;
     }
-    cfg.validate()?;
-    let device = super::config::resolve_device(cfg.runtime.device)?;
+    cfg.validate()
+}
+
+/// Trains `model` under `cfg` into `<opts.out>/<cfg.name>`: creates (or, with `resume`, reopens)
+/// the run folder, then steps, logs, checkpoints, evaluates and draws figures.
+pub fn train(
+    mut cfg: ExperimentConfig,
+    mut model: Box<dyn Model>,
+    opts: &RunOptions,
+) -> Result<RunSummary> {
+    apply_overrides(&mut cfg, opts)?;
+    let device = model.var_store().device();
     super::set_threads(cfg.runtime.threads);
 
     let dir = if opts.resume {
@@ -58,8 +77,6 @@ pub fn run(mut cfg: ExperimentConfig, opts: &RunOptions) -> Result<RunSummary> {
         RunDir::create(&opts.out, &cfg.name)?
     };
 
-    tch::manual_seed(cfg.train.seed as i64);
-    let mut model = super::build_model(&cfg.model, device)?;
     let mut opt = Adam::new(model.var_store(), cfg.train.optimizer.clone());
     let mut start = 0;
     if opts.resume {

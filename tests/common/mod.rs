@@ -1,0 +1,50 @@
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn flowlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flowlab"))
+        .args(args)
+        .output()
+        .expect("flowlab runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fresh empty folder under the target dir (kept after the test for inspection).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A small, fast flow-fit config (planar K layers on U1).
+pub fn tiny_config(name: &str, k: i64, steps: i64) -> String {
+    format!(
+        r#"{{
+  "name": "{name}",
+  "model": {{ "flow_fit": {{ "target": "U1", "flow": [{{ "planar": {{ "length": {k} }} }}], "eval_samples": 4000 }} }},
+  "train": {{ "steps": {steps}, "batch_size": 128, "optimizer": {{ "lr": 0.005 }}, "beta": {{ "start": 0.1, "end": 1.0, "anneal_steps": 100 }}, "seed": 3 }},
+  "runtime": {{ "threads": 1, "device": "cpu" }},
+  "logging": {{ "log_every": 20, "image_every": 100, "checkpoint_every": 100 }}
+}}"#
+    )
+}
+
+pub fn write(dir: &Path, file: &str, text: &str) -> PathBuf {
+    let p = dir.join(file);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The Python that has torch, tensorboard and safetensors (set by `make test`).
+pub fn python() -> String {
+    std::env::var("FLOWLAB_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+pub fn metrics(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap()
+}
