@@ -21,6 +21,7 @@ pub struct RunOptions {
 }
 
 /// What a finished run reports.
+#[derive(Debug)]
 pub struct RunSummary {
     pub dir: PathBuf,
     pub metrics: serde_json::Value,
