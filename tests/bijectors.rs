@@ -157,6 +157,19 @@ fn radial_constraint_and_amortized_parameters() {
 }
 
 #[test]
+fn radial_gradient_is_finite_at_its_own_centre() {
+    // r = ‖z − z₀‖ = 0 exactly: √ has an infinite derivative there; the layer must not turn that
+    // into a NaN gradient (it once did, when a sample coincided with z₀).
+    let z0 = t(&[0.3, -0.2]).set_requires_grad(true);
+    let f = RadialFlow::new(z0.shallow_clone(), Tensor::from(0.5), Tensor::from(1.0));
+    let z = t(&[0.3, -0.2, 1.0, 1.0]).reshape([2, 2]);
+    let (y, ld) = f.forward(&z, None).unwrap();
+    let loss = y.sum(Kind::Double) + ld.sum(Kind::Double);
+    let g = Tensor::run_backward(&[&loss], &[&z0], false, false)[0].shallow_clone();
+    assert!(g.isfinite().all().int64_value(&[]) == 1, "{g:?}");
+}
+
+#[test]
 fn chain_and_invert_compose() {
     let chain = Chain::new(vec![
         Box::new(planar(&[1.0, 0.5], &[3.0, -1.0], 0.2)),

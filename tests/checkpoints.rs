@@ -24,7 +24,10 @@ fn grid_points() -> Tensor {
 fn saved_weights_reload_to_an_identical_density() {
     let dir = scratch("ckpt-identical");
     let cfg = ExperimentConfig::parse(&tiny_config("a", 3, 60)).unwrap();
-    let opts = RunOptions { out: dir.clone(), ..Default::default() };
+    let opts = RunOptions {
+        out: dir.clone(),
+        ..Default::default()
+    };
     tch::manual_seed(1);
     let model = flowlab::experiment::build_model(&cfg.model, Device::Cpu).unwrap();
     let before = model.log_prob(&grid_points()).unwrap();
@@ -44,13 +47,24 @@ fn resume_continues_the_step_count_and_the_same_trajectory() {
     let (out_s, full_s) = (out.to_str().unwrap(), dir.join("full"));
     // Uninterrupted: 200 steps.
     let full_cfg = write(&dir, "full.json", &tiny_config("same", 2, 200));
-    let o = flowlab(&["run", full_cfg.to_str().unwrap(), "--out", full_s.to_str().unwrap()]);
+    let o = flowlab(&[
+        "run",
+        full_cfg.to_str().unwrap(),
+        "--out",
+        full_s.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Interrupted at 100, then resumed to 200.
     let half_cfg = write(&dir, "half.json", &tiny_config("same", 2, 100));
     let o = flowlab(&["run", half_cfg.to_str().unwrap(), "--out", out_s]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = flowlab(&["run", full_cfg.to_str().unwrap(), "--out", out_s, "--resume"]);
+    let o = flowlab(&[
+        "run",
+        full_cfg.to_str().unwrap(),
+        "--out",
+        out_s,
+        "--resume",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("at step 100"), "{}", stderr(&o));
     let resumed = out.join("same");
@@ -58,17 +72,28 @@ fn resume_continues_the_step_count_and_the_same_trajectory() {
     assert_eq!(metrics(&resumed)["steps_trained_this_session"], 100);
     let csv = std::fs::read_to_string(resumed.join("scalars.csv")).unwrap();
     assert!(csv.lines().any(|l| l.starts_with("200,train/loss,")));
-    assert_eq!(csv.lines().filter(|l| l.starts_with("100,train/loss,")).count(), 1);
+    assert_eq!(
+        csv.lines()
+            .filter(|l| l.starts_with("100,train/loss,"))
+            .count(),
+        1
+    );
     // Per-step seeds and the saved Adam state make the resumed run identical to the full one.
     let a = load_model(&resumed).log_prob(&grid_points()).unwrap();
-    let b = load_model(&full_s.join("same")).log_prob(&grid_points()).unwrap();
+    let b = load_model(&full_s.join("same"))
+        .log_prob(&grid_points())
+        .unwrap();
     assert!(a.equal(&b), "resumed {a:?} vs uninterrupted {b:?}");
 
     // Resuming with a different model is refused.
     let other = write(&dir, "other.json", &tiny_config("same", 3, 300));
     let o = flowlab(&["run", other.to_str().unwrap(), "--out", out_s, "--resume"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("model section differs"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("model section differs"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -81,18 +106,37 @@ fn init_from_loads_by_name_and_names_shape_mismatches() {
     let weights = out.join("src/model.safetensors");
 
     // Same architecture: every tensor is taken.
-    let mut model = flowlab::experiment::build_model(&ExperimentConfig::parse(&tiny_config("d", 2, 1)).unwrap().model, Device::Cpu).unwrap();
+    let mut model = flowlab::experiment::build_model(
+        &ExperimentConfig::parse(&tiny_config("d", 2, 1))
+            .unwrap()
+            .model,
+        Device::Cpu,
+    )
+    .unwrap();
     let report = rundir::load_weights(model.var_store_mut(), &weights, false).unwrap();
     assert_eq!(report.loaded, vec!["flow.0.b", "flow.0.u", "flow.0.w"]);
     let src_model = load_model(&out.join("src"));
-    assert!(model.log_prob(&grid_points()).unwrap().equal(&src_model.log_prob(&grid_points()).unwrap()));
+    assert!(model
+        .log_prob(&grid_points())
+        .unwrap()
+        .equal(&src_model.log_prob(&grid_points()).unwrap()));
 
     // Another architecture (K = 3 instead of 2): the error names the tensor and both shapes.
     let other = write(&dir, "other.json", &tiny_config("other", 3, 10));
-    let o = flowlab(&["run", other.to_str().unwrap(), "--out", out.to_str().unwrap(), "--init-from", weights.to_str().unwrap()]);
+    let o = flowlab(&[
+        "run",
+        other.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--init-from",
+        weights.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("tensor `flow.0.b` has shape [2], the model expects [3]"), "{err}");
+    assert!(
+        err.contains("tensor `flow.0.b` has shape [2], the model expects [3]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -114,10 +158,30 @@ assert sd["flow.0.u"].shape == (2, 2) and sd["flow.0.u"].dtype == torch.float32
 sd["flow.0.u"] = sd["flow.0.u"] * 2
 save_file(sd, sys.argv[2])
 "#;
-    let o = Command::new(python()).args(["-c", script, weights.to_str().unwrap(), py_out.to_str().unwrap()]).output().unwrap();
-    assert!(o.status.success(), "python: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(python())
+        .args([
+            "-c",
+            script,
+            weights.to_str().unwrap(),
+            py_out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let trained = load_model(&out.join("p"));
-    let mut model = flowlab::experiment::build_model(&RunDir::open(&out.join("p")).unwrap().read_config().unwrap().model, Device::Cpu).unwrap();
+    let mut model = flowlab::experiment::build_model(
+        &RunDir::open(&out.join("p"))
+            .unwrap()
+            .read_config()
+            .unwrap()
+            .model,
+        Device::Cpu,
+    )
+    .unwrap();
     rundir::load_weights(model.var_store_mut(), &py_out, true).unwrap();
     let u_py = model.var_store().variables()["flow.0.u"].shallow_clone();
     let u_trained = trained.var_store().variables()["flow.0.u"].shallow_clone();
@@ -143,7 +207,11 @@ impl Model for Poisoned {
         if ctx.step + 1 == self.nan_at {
             loss = loss * f64::NAN;
         }
-        Ok(Losses { loss, terms: vec![], layers: vec![] })
+        Ok(Losses {
+            loss,
+            terms: vec![],
+            layers: vec![],
+        })
     }
     fn locate_nonfinite(&self, _: &StepContext) -> Option<String> {
         Some("poisoned layer 7".into())
@@ -179,11 +247,28 @@ fn nan_stops_training_names_step_and_layer_and_keeps_the_last_good_checkpoint() 
     let vs = nn::VarStore::new(Device::Cpu);
     let p = vs.root().var("p", &[3], nn::Init::Const(0.0));
     let model = Poisoned { vs, p, nan_at: 47 };
-    let err = train(cfg, Box::new(model), &RunOptions { out: dir.clone(), ..Default::default() }).unwrap_err().to_string();
-    assert!(err.contains("step 47") && err.contains("poisoned layer 7") && err.contains("step 40"), "{err}");
+    let err = train(
+        cfg,
+        Box::new(model),
+        &RunOptions {
+            out: dir.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("step 47") && err.contains("poisoned layer 7") && err.contains("step 40"),
+        "{err}"
+    );
     // The checkpoint on disk is the one from step 40, intact.
     let state = rundir::load_tensors(&dir.join("nan/optimizer.safetensors")).unwrap();
-    let step = state.iter().find(|(n, _)| n == "step").unwrap().1.int64_value(&[]);
+    let step = state
+        .iter()
+        .find(|(n, _)| n == "step")
+        .unwrap()
+        .1
+        .int64_value(&[]);
     assert_eq!(step, 40);
     let w = rundir::load_tensors(&dir.join("nan/model.safetensors")).unwrap();
     assert!(w[0].1.isfinite().all().int64_value(&[]) == 1);

@@ -5,7 +5,12 @@ use common::*;
 
 fn assert_clean_failure(o: &std::process::Output, needles: &[&str]) {
     assert!(!o.status.success(), "expected failure");
-    assert_eq!(o.status.code(), Some(1), "a clean error exit, not a crash: {}", stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a clean error exit, not a crash: {}",
+        stderr(o)
+    );
     let err = stderr(o);
     assert!(!err.contains("panicked"), "{err}");
     for n in needles {
@@ -19,21 +24,58 @@ fn config_errors_name_the_file_and_the_field() {
     let out = dir.join("runs");
     let good = tiny_config("x", 2, 10);
     let cases: Vec<(&str, String, Vec<&str>)> = vec![
-        ("malformed.json", good.replace("\"steps\": 10,", "\"steps\": 10"), vec!["malformed.json", "expected"]),
-        ("unknown.json", good.replace("\"seed\": 3", "\"seed\": 3, \"sead\": 4"), vec!["unknown.json", "train", "sead"]),
-        ("type.json", good.replace("\"steps\": 10", "\"steps\": \"ten\""), vec!["type.json", "train.steps"]),
-        ("value.json", good.replace("\"lr\": 0.005", "\"lr\": -1"), vec!["value.json", "train.optimizer.lr"]),
-        ("flow.json", good.replace("\"planar\"", "\"plannar\""), vec!["flow.json", "model.flow_fit.flow[0]", "plannar"]),
-        ("target.json", good.replace("\"U1\"", "\"U9\""), vec!["target.json", "model.flow_fit.target", "U9"]),
-        ("length.json", good.replace("\"length\": 2", "\"length\": 0"), vec!["length.json", "model.flow_fit.flow[0]"]),
-        ("threads.json", good.replace("\"threads\": 1", "\"threads\": 0"), vec!["threads.json", "runtime.threads"]),
+        (
+            "malformed.json",
+            good.replace("\"steps\": 10,", "\"steps\": 10"),
+            vec!["malformed.json", "expected"],
+        ),
+        (
+            "unknown.json",
+            good.replace("\"seed\": 3", "\"seed\": 3, \"sead\": 4"),
+            vec!["unknown.json", "train", "sead"],
+        ),
+        (
+            "type.json",
+            good.replace("\"steps\": 10", "\"steps\": \"ten\""),
+            vec!["type.json", "train.steps"],
+        ),
+        (
+            "value.json",
+            good.replace("\"lr\": 0.005", "\"lr\": -1"),
+            vec!["value.json", "train.optimizer.lr"],
+        ),
+        (
+            "flow.json",
+            good.replace("\"planar\"", "\"plannar\""),
+            vec!["flow.json", "model.flow_fit.flow[0]", "plannar"],
+        ),
+        (
+            "target.json",
+            good.replace("\"U1\"", "\"U9\""),
+            vec!["target.json", "model.flow_fit.target", "U9"],
+        ),
+        (
+            "length.json",
+            good.replace("\"length\": 2", "\"length\": 0"),
+            vec!["length.json", "model.flow_fit.flow[0]"],
+        ),
+        (
+            "threads.json",
+            good.replace("\"threads\": 1", "\"threads\": 0"),
+            vec!["threads.json", "runtime.threads"],
+        ),
     ];
     for (file, text, needles) in cases {
         let p = write(&dir, file, &text);
         let o = flowlab(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
         assert_clean_failure(&o, &needles);
     }
-    let o = flowlab(&["run", dir.join("missing.json").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = flowlab(&[
+        "run",
+        dir.join("missing.json").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_clean_failure(&o, &["missing.json"]);
     assert!(!out.exists(), "no run folder is created for a bad config");
 }
@@ -44,7 +86,13 @@ fn a_bad_config_among_several_fails_before_any_training() {
     let a = write(&dir, "a.json", &tiny_config("a", 2, 10));
     let b = write(&dir, "b.json", "{ \"name\": ");
     let out = dir.join("runs");
-    let o = flowlab(&["run", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = flowlab(&[
+        "run",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_clean_failure(&o, &["b.json"]);
     assert!(!out.join("a").exists());
 }
@@ -56,7 +104,14 @@ fn cuda_without_a_gpu_is_a_clear_error() {
     }
     let dir = scratch("cuda");
     let cfg = write(&dir, "c.json", &tiny_config("c", 2, 10));
-    let o = flowlab(&["run", cfg.to_str().unwrap(), "--device", "cuda", "--out", dir.join("runs").to_str().unwrap()]);
+    let o = flowlab(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--device",
+        "cuda",
+        "--out",
+        dir.join("runs").to_str().unwrap(),
+    ]);
     assert_clean_failure(&o, &["cuda", "no CUDA device"]);
 }
 
@@ -71,18 +126,48 @@ fn bad_csv_and_bad_checkpoints_are_named() {
     let run_s = run.to_str().unwrap();
     let lp = dir.join("lp.csv");
     let csv_cases = [
-        ("cols.csv", "x1,x2\n0.1,0.2\n0.3\n", vec!["cols.csv", "row 3", "1 columns, expected 2"]),
-        ("text.csv", "x1,x2\n0.1,abc\n", vec!["text.csv", "row 2 column 2", "abc"]),
-        ("nan.csv", "0.1,0.2\nNaN,0.1\n", vec!["nan.csv", "row 2 column 1", "finite"]),
-        ("empty.csv", "x1,x2\n0.1,\n", vec!["empty.csv", "row 2 column 2", "empty"]),
+        (
+            "cols.csv",
+            "x1,x2\n0.1,0.2\n0.3\n",
+            vec!["cols.csv", "row 3", "1 columns, expected 2"],
+        ),
+        (
+            "text.csv",
+            "x1,x2\n0.1,abc\n",
+            vec!["text.csv", "row 2 column 2", "abc"],
+        ),
+        (
+            "nan.csv",
+            "0.1,0.2\nNaN,0.1\n",
+            vec!["nan.csv", "row 2 column 1", "finite"],
+        ),
+        (
+            "empty.csv",
+            "x1,x2\n0.1,\n",
+            vec!["empty.csv", "row 2 column 2", "empty"],
+        ),
     ];
     for (file, text, needles) in csv_cases {
         let p = write(&dir, file, text);
-        let o = flowlab(&["log-prob", run_s, "--input", p.to_str().unwrap(), "--out", lp.to_str().unwrap()]);
+        let o = flowlab(&[
+            "log-prob",
+            run_s,
+            "--input",
+            p.to_str().unwrap(),
+            "--out",
+            lp.to_str().unwrap(),
+        ]);
         assert_clean_failure(&o, &needles);
         assert!(!lp.exists(), "no output for bad input");
     }
-    let o = flowlab(&["log-prob", run_s, "--input", dir.join("nope.csv").to_str().unwrap(), "--out", lp.to_str().unwrap()]);
+    let o = flowlab(&[
+        "log-prob",
+        run_s,
+        "--input",
+        dir.join("nope.csv").to_str().unwrap(),
+        "--out",
+        lp.to_str().unwrap(),
+    ]);
     assert_clean_failure(&o, &["nope.csv"]);
 
     // A truncated checkpoint: named, and not replaced by anything.
@@ -90,9 +175,19 @@ fn bad_csv_and_bad_checkpoints_are_named() {
     std::fs::write(run.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
     let o = flowlab(&["eval", run_s]);
     assert_clean_failure(&o, &["model.safetensors", "truncated or corrupt"]);
-    assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap().len(), bytes.len() / 2);
+    assert_eq!(
+        std::fs::read(run.join("model.safetensors")).unwrap().len(),
+        bytes.len() / 2
+    );
     std::fs::remove_file(run.join("model.safetensors")).unwrap();
-    let o = flowlab(&["sample", run_s, "-n", "5", "--out", dir.join("s.csv").to_str().unwrap()]);
+    let o = flowlab(&[
+        "sample",
+        run_s,
+        "-n",
+        "5",
+        "--out",
+        dir.join("s.csv").to_str().unwrap(),
+    ]);
     assert_clean_failure(&o, &["model.safetensors", "does not exist"]);
     let o = flowlab(&["eval", dir.to_str().unwrap()]);
     assert_clean_failure(&o, &["not a run folder"]);

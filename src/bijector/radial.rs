@@ -74,8 +74,13 @@ impl RadialFlow {
     }
 }
 
+/// ‖t‖ over the last axis. The clamp keeps the gradient finite (zero) at r = 0, where √ has an
+/// infinite derivative; it changes r only below 1e-15.
 fn norm_last(t: &Tensor) -> Tensor {
-    t.square().sum_dim_intlist(-1, false, t.kind()).sqrt()
+    t.square()
+        .sum_dim_intlist(-1, false, t.kind())
+        .clamp_min(1e-30)
+        .sqrt()
 }
 
 impl Bijector for RadialFlow {

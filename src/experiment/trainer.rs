@@ -27,11 +27,14 @@ pub struct RunSummary {
     pub metrics: serde_json::Value,
 }
 
-/// Per-step seed: a resumed run draws exactly the samples an uninterrupted one would.
+/// Per-step seed: a resumed run draws exactly the samples an uninterrupted one would. Mixed by
+/// splitmix64 so that no step reuses the seed that initialized the parameters (drawing the same
+/// normals as a radial layer's centre z₀ would put a sample exactly on it).
 fn step_seed(seed: u64, step: i64) -> i64 {
-    (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (step as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9))
-        as i64
-        & i64::MAX
+    let mut z = seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
 }
 
 /// Builds the model a config describes (seeded) and trains it: see [`train`].
@@ -136,10 +139,22 @@ pub fn train(
             f64::NAN
         };
         if !grad_norm.is_finite() {
-            tch::manual_seed(step_seed(cfg.train.seed, step));
-            let culprit = model
-                .locate_nonfinite(&ctx)
-                .unwrap_or_else(|| "the loss or its gradient".into());
+            let culprit = if loss_value.is_finite() {
+                let mut bad: Vec<String> = model
+                    .var_store()
+                    .variables()
+                    .into_iter()
+                    .filter(|(_, v)| v.grad().defined() && !crate::bijector::all_finite(&v.grad()))
+                    .map(|(n, _)| n)
+                    .collect();
+                bad.sort();
+                format!("the gradient of {}", bad.join(", "))
+            } else {
+                tch::manual_seed(step_seed(cfg.train.seed, step));
+                model
+                    .locate_nonfinite(&ctx)
+                    .unwrap_or_else(|| "the loss".into())
+            };
             log.flush()?;
             let what = if loss_value.is_finite() {
                 "gradient"
