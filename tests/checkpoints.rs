@@ -100,10 +100,7 @@ fn resume_continues_the_step_count_and_the_same_trajectory() {
 fn init_from_loads_by_name_and_names_shape_mismatches() {
     let dir = scratch("init-from");
     let out = dir.join("runs");
-    let src = write(&dir, "src.json", &tiny_config("src", 2, 50));
-    let o = flowlab(&["run", src.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let weights = out.join("src/model.safetensors");
+    let weights = train_tiny(&dir, "src", 2, 50).join("model.safetensors");
 
     // Same architecture: every tensor is taken.
     let mut model = flowlab::experiment::build_model(
@@ -143,10 +140,7 @@ fn init_from_loads_by_name_and_names_shape_mismatches() {
 fn weights_round_trip_with_pytorch() {
     let dir = scratch("pytorch");
     let out = dir.join("runs");
-    let cfg = write(&dir, "p.json", &tiny_config("p", 2, 30));
-    let o = flowlab(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let weights = out.join("p/model.safetensors");
+    let weights = train_tiny(&dir, "p", 2, 30).join("model.safetensors");
     // Python reads flowlab's weights, and writes a state dict (u doubled) that flowlab loads.
     let py_out = dir.join("from_python.safetensors");
     let script = r#"

@@ -118,11 +118,7 @@ fn cuda_without_a_gpu_is_a_clear_error() {
 #[test]
 fn bad_csv_and_bad_checkpoints_are_named() {
     let dir = scratch("bad-input");
-    let cfg = write(&dir, "r.json", &tiny_config("r", 2, 40));
-    let out = dir.join("runs");
-    let o = flowlab(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let run = out.join("r");
+    let run = train_tiny(&dir, "r", 2, 40);
     let run_s = run.to_str().unwrap();
     let lp = dir.join("lp.csv");
     let csv_cases = [

@@ -117,11 +117,7 @@ fn a_short_run_writes_every_artifact_and_the_tools_read_them() {
 #[test]
 fn tensorboard_reads_back_every_scalar_exactly() {
     let dir = scratch("tb");
-    let cfg = write(&dir, "tb.json", &tiny_config("tb", 2, 200));
-    let out = dir.join("runs");
-    let o = flowlab(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let run = out.join("tb");
+    let run = train_tiny(&dir, "tb", 2, 200);
     // TensorBoard's EventAccumulator dumps (tag, step, value) of every scalar, and the tags of
     // images and text it found.
     let script = r#"

@@ -19,6 +19,16 @@ const VIRIDIS: [[f64; 3]; 9] = [
     [253.0, 231.0, 37.0],
 ];
 
+/// A tensor's values as float64, row-major, on the CPU.
+fn values(t: &Tensor) -> Vec<f64> {
+    Vec::<f64>::try_from(
+        t.to_device(Device::Cpu)
+            .to_kind(tch::Kind::Double)
+            .flatten(0, -1),
+    )
+    .unwrap_or_default()
+}
+
 /// Colour for t ∈ [0, 1].
 pub fn colormap(t: f64) -> Rgb<u8> {
     let t = if t.is_finite() {
@@ -44,7 +54,7 @@ pub fn log_density_image(log_p: &Tensor) -> RgbImage {
         .nan_to_num(f64::NEG_INFINITY, None, None)
         .exp();
     let max = p.max().double_value(&[]).max(1e-300);
-    let values: Vec<f64> = Vec::<f64>::try_from((p / max).flatten(0, -1)).unwrap_or_default();
+    let values = values(&(p / max));
     RgbImage::from_fn(nx, ny, |x, y| {
         let row = (ny - 1 - y) as usize;
         colormap(
@@ -68,38 +78,9 @@ pub fn density_figure(
     log_density_image(&grid.evaluate(device, log_p))
 }
 
-/// A 2-D histogram of `points: [n, 2]` over `[lo, hi]²`, drawn like a density.
-pub fn histogram_figure(points: &Tensor, lo: f64, hi: f64, n: usize) -> RgbImage {
-    let pts: Vec<f64> = Vec::<f64>::try_from(
-        points
-            .to_device(Device::Cpu)
-            .to_kind(tch::Kind::Double)
-            .flatten(0, -1),
-    )
-    .unwrap_or_default();
-    let mut counts = vec![0.0f64; n * n];
-    for p in pts.chunks_exact(2) {
-        let ix = ((p[0] - lo) / (hi - lo) * n as f64).floor();
-        let iy = ((p[1] - lo) / (hi - lo) * n as f64).floor();
-        if ix >= 0.0 && iy >= 0.0 && (ix as usize) < n && (iy as usize) < n {
-            counts[iy as usize * n + ix as usize] += 1.0;
-        }
-    }
-    let t = Tensor::from_slice(&counts)
-        .reshape([n as i64, n as i64])
-        .log();
-    log_density_image(&t)
-}
-
 /// Draws `points: [n, 2]` (in window `[lo, hi]²`) as small white dots on `img`.
 pub fn overlay_points(img: &mut RgbImage, points: &Tensor, lo: f64, hi: f64) {
-    let pts: Vec<f64> = Vec::<f64>::try_from(
-        points
-            .to_device(Device::Cpu)
-            .to_kind(tch::Kind::Double)
-            .flatten(0, -1),
-    )
-    .unwrap_or_default();
+    let pts = values(points);
     let (w, h) = (img.width() as f64, img.height() as f64);
     for p in pts.chunks_exact(2) {
         let px = (p[0] - lo) / (hi - lo) * w;
