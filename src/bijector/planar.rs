@@ -79,9 +79,9 @@ impl PlanarFlow {
         &self.wu
     }
 
-    fn log_det_at(&self, pre_activation: &Tensor) -> Tensor {
-        // ln|1 + h'(a + b) wᵀû|, h' = 1 − tanh² (eq. 39)
-        let h_prime: Tensor = 1.0 - pre_activation.tanh().square();
+    /// ln|1 + h'(a + b) wᵀû| from h = tanh(a + b), h' = 1 − h² (eq. 39).
+    fn log_det_from_tanh(&self, h: &Tensor) -> Tensor {
+        let h_prime: Tensor = 1.0 - h.square();
         (h_prime * &self.wu + 1.0).abs().log()
     }
 }
@@ -94,9 +94,10 @@ fn dot(a: &Tensor, b: &Tensor) -> Tensor {
 impl Bijector for PlanarFlow {
     fn forward(&self, z: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
         super::expect_dim(z, *self.w.size().last().unwrap_or(&0), "planar")?;
-        let pre = dot(z, &self.w) + &self.b;
-        let y = z + &self.u_hat * pre.tanh().unsqueeze(-1);
-        Ok((y, self.log_det_at(&pre)))
+        let h = (dot(z, &self.w) + &self.b).tanh();
+        let y = z + &self.u_hat * h.unsqueeze(-1);
+        let log_det = self.log_det_from_tanh(&h);
+        Ok((y, log_det))
     }
 
     fn inverse(&self, y: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
@@ -142,9 +143,9 @@ impl Bijector for PlanarFlow {
         // One Newton step with gradients on: at the root it carries the implicit-function
         // derivative da/dθ = −(∂g/∂θ)/g', so the inverse is differentiable in y and the parameters.
         let a = &a_star - g(&a_star) / g_prime(&a_star);
-        let pre = &a + &self.b;
-        let z = y - &self.u_hat * pre.tanh().unsqueeze(-1);
-        Ok((z, -self.log_det_at(&pre)))
+        let h = (&a + &self.b).tanh();
+        let z = y - &self.u_hat * h.unsqueeze(-1);
+        Ok((z, -self.log_det_from_tanh(&h)))
     }
 
     fn name(&self) -> String {

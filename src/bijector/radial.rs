@@ -64,13 +64,12 @@ impl RadialFlow {
         *self.z0.size().last().unwrap_or(&0)
     }
 
-    /// ln|det| at distance r from z₀ (eq. 43).
-    fn log_det_at(&self, r: &Tensor) -> Tensor {
-        let h = (&self.alpha + r).reciprocal();
-        let beta_h = &self.beta * &h;
-        let h_prime_r = -(r * h.square());
-        let radial_term = (&beta_h + &self.beta * h_prime_r + 1.0).log();
-        (beta_h + 1.0).log() * (self.dim() - 1) as f64 + radial_term
+    /// ln|det| from h = 1/(α + r) (eq. 43): (d − 1) ln(1 + βh) + ln(1 + βh + βh'r), where
+    /// 1 + βh + βh'r = 1 + βα/(α + r)² = 1 + βαh².
+    fn log_det_from_h(&self, h: &Tensor) -> Tensor {
+        let beta_h = &self.beta * h;
+        let radial_term = (&self.beta * &self.alpha * h.square()).log1p();
+        beta_h.log1p() * (self.dim() - 1) as f64 + radial_term
     }
 }
 
@@ -88,9 +87,10 @@ impl Bijector for RadialFlow {
         super::expect_dim(z, self.dim(), "radial")?;
         let diff = z - &self.z0;
         let r = norm_last(&diff);
-        let beta_h = &self.beta / (&self.alpha + &r);
-        let y = z + beta_h.unsqueeze(-1) * &diff;
-        Ok((y, self.log_det_at(&r)))
+        let h = (&self.alpha + &r).reciprocal();
+        let y = z + (&self.beta * &h).unsqueeze(-1) * &diff;
+        let log_det = self.log_det_from_h(&h);
+        Ok((y, log_det))
     }
 
     fn inverse(&self, y: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
@@ -106,7 +106,7 @@ impl Bijector for RadialFlow {
         let ratio = (&r_z / r_y.clamp_min(1e-300))
             .where_self(&r_y.gt(0.0), &(&self.alpha / (&self.alpha + &self.beta)));
         let z = &self.z0 + ratio.unsqueeze(-1) * diff;
-        Ok((z, -self.log_det_at(&r_z)))
+        Ok((z, -self.log_det_from_h(&(&self.alpha + &r_z).reciprocal())))
     }
 
     fn name(&self) -> String {
