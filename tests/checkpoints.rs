@@ -268,3 +268,26 @@ fn nan_stops_training_names_step_and_layer_and_keeps_the_last_good_checkpoint() 
     assert!(w[0].1.isfinite().all().int64_value(&[]) == 1);
     assert!(!dir.join("nan/metrics.json").exists());
 }
+
+#[test]
+fn init_from_reads_tch_ot_files_too() {
+    let dir = scratch("ot");
+    let cfg = ExperimentConfig::parse(&tiny_config("o", 2, 1)).unwrap();
+    tch::manual_seed(4);
+    let src = flowlab::experiment::build_model(&cfg.model, Device::Cpu).unwrap();
+    let named: Vec<(String, Tensor)> = src.var_store().variables().into_iter().collect();
+    let path = dir.join("weights.ot");
+    Tensor::save_multi(&named, &path).unwrap();
+    tch::manual_seed(5);
+    let mut dst = flowlab::experiment::build_model(&cfg.model, Device::Cpu).unwrap();
+    assert!(!dst
+        .log_prob(&grid_points())
+        .unwrap()
+        .equal(&src.log_prob(&grid_points()).unwrap()));
+    let report = rundir::load_weights(dst.var_store_mut(), &path, true).unwrap();
+    assert_eq!(report.loaded.len(), 3);
+    assert!(dst
+        .log_prob(&grid_points())
+        .unwrap()
+        .equal(&src.log_prob(&grid_points()).unwrap()));
+}

@@ -123,11 +123,12 @@ fn tensorboard_reads_back_every_scalar_exactly() {
     let script = r#"
 import sys, json
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-acc = EventAccumulator(sys.argv[1], size_guidance={'scalars': 0, 'images': 0, 'tensors': 0})
+acc = EventAccumulator(sys.argv[1], size_guidance={'scalars': 0, 'images': 0, 'tensors': 0, 'histograms': 0})
 acc.Reload()
 tags = acc.Tags()
 rows = [[t, e.step, e.value] for t in tags['scalars'] for e in acc.Scalars(t)]
-print(json.dumps({'scalars': rows, 'images': tags['images'], 'tensors': tags['tensors']}))
+hist = {t: [[e.step, e.histogram_value.num] for e in acc.Histograms(t)] for t in tags['histograms']}
+print(json.dumps({'scalars': rows, 'images': tags['images'], 'tensors': tags['tensors'], 'histograms': hist}))
 "#;
     let o = Command::new(python())
         .args(["-c", script, run.to_str().unwrap()])
@@ -212,6 +213,13 @@ print(json.dumps({'scalars': rows, 'images': tags['images'], 'tensors': tags['te
             .any(|t| t == "config"),
         "{}",
         tb["tensors"]
+    );
+    // Parameter histograms at each image step (100, 200): u of the K = 2 planar block has 4 values.
+    assert_eq!(
+        tb["histograms"]["params/flow.0.u"],
+        serde_json::json!([[100, 4.0], [200, 4.0]]),
+        "{}",
+        tb["histograms"]
     );
 }
 

@@ -137,7 +137,7 @@ impl Default for RuntimeConfig {
 pub struct LoggingConfig {
     /// Scalars to TensorBoard every N steps (and the progress line).
     pub log_every: i64,
-    /// A density image to TensorBoard every N steps (0: never).
+    /// A density image and parameter histograms to TensorBoard every N steps (0: never).
     pub image_every: i64,
     /// `model.safetensors` and the optimizer state every N steps (and always at the end).
     pub checkpoint_every: i64,

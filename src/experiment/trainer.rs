@@ -197,8 +197,21 @@ pub fn train(
                     img.height(),
                     step,
                 )?;
-                log.flush()?;
             }
+            let mut vars: Vec<(String, tch::Tensor)> =
+                model.var_store().variables().into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, v) in vars {
+                let values = Vec::<f64>::try_from(
+                    v.detach()
+                        .to_device(tch::Device::Cpu)
+                        .to_kind(tch::Kind::Double)
+                        .flatten(0, -1),
+                )?;
+                log.events
+                    .add_histogram(&format!("params/{name}"), &values, 30, step)?;
+            }
+            log.flush()?;
         }
         if step % lg.checkpoint_every == 0 && step < cfg.train.steps {
             dir.save_checkpoint(model.var_store(), &opt.state())?;
