@@ -23,7 +23,9 @@
 //! let (y, log_det) = flow.forward(&x, None).unwrap();
 //! let (x_back, inv_log_det) = flow.inverse(&y, None).unwrap();
 //! ```
+pub mod autoregressive;
 pub mod checks;
+pub mod coupling;
 pub mod elementwise;
 pub mod planar;
 pub mod radial;

@@ -123,6 +123,7 @@ pub fn main() -> Result<()> {
             if let Some(n) = samples {
                 match &mut cfg.model {
                     flowlab::experiment::config::ModelConfig::FlowFit(m) => m.eval_samples = n,
+                    _ => anyhow::bail!("--samples applies to flow_fit runs only (density runs evaluate on their test set)"),
                 }
             }
             let model = build_loaded(&cfg, &run_dir)?;

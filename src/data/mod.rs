@@ -1,2 +1,3 @@
 //! Data in and out: numeric CSV tables.
 pub mod csv;
+pub mod toy;

@@ -1,5 +1,6 @@
 //! Experiment configs: nested component configs read from JSON. Unknown fields, wrong types and
 //! bad values are errors naming the file and the field path (`train.lr`, `model.flow_fit.flow[0]`).
+use crate::model::density::DensityConfig;
 use crate::model::flow_fit::FlowFitConfig;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,8 @@ pub struct ExperimentConfig {
 pub enum ModelConfig {
     /// Reverse-KL fit of a flow to a 2-D target (U1–U4).
     FlowFit(FlowFitConfig),
+    /// Maximum-likelihood density estimation on data (toy 2-D sets for now).
+    Density(DensityConfig),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -261,6 +264,19 @@ impl ExperimentConfig {
                     }
                 }
                 positive(m.eval_samples, "model.flow_fit.eval_samples")?;
+            }
+            ModelConfig::Density(m) => {
+                if m.flow.is_empty() {
+                    bail!("field `model.density.flow`: needs at least one layer");
+                }
+                for (i, l) in m.flow.iter().enumerate() {
+                    if l.count() < 1 {
+                        bail!(
+                            "field `model.density.flow[{i}]`: length must be at least 1, got {}",
+                            l.count()
+                        );
+                    }
+                }
             }
         }
         Ok(())

@@ -4,7 +4,7 @@ pub mod optim;
 pub mod rundir;
 pub mod trainer;
 
-use crate::model::{flow_fit::FlowFit, Model};
+use crate::model::{density::Density, flow_fit::FlowFit, Model};
 use anyhow::Result;
 use config::ModelConfig;
 
@@ -12,6 +12,7 @@ use config::ModelConfig;
 pub fn build_model(cfg: &ModelConfig, device: tch::Device) -> Result<Box<dyn Model>> {
     match cfg {
         ModelConfig::FlowFit(c) => Ok(Box::new(FlowFit::new(c.clone(), device)?)),
+        ModelConfig::Density(c) => Ok(Box::new(Density::new(c.clone(), device)?)),
     }
 }
 

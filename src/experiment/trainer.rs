@@ -179,6 +179,9 @@ pub fn train(
             for (name, v) in &losses.terms {
                 log.scalar(&format!("train/{name}"), v.double_value(&[]), step)?;
             }
+            for (name, v) in model.validation()? {
+                log.scalar(&format!("val/{name}"), v, step)?;
+            }
             log.scalar("train/beta", ctx.beta, step)?;
             log.scalar("train/lr", opt.lr(), step)?;
             log.scalar("train/grad_norm", grad_norm, step)?;

@@ -3,9 +3,10 @@
 //! q_K is a base q0 pushed through the flow; the loss is the annealed free energy
 //! F_β = E_q0[ ln q0(z0) − Σ_k ln|det ∂f_k/∂z_{k−1}| + β U(z_K) ] (seed eq. 33 with p ∝ e^{−U}).
 //! At β = 1, F = KL(q_K‖p) − ln Z, so KL = F + ln Z ≥ 0 is reported with ln Z from the grid.
+use super::base::{Base, BaseConfig};
 use super::{Losses, Model, StepContext};
 use crate::bijector::{all_finite, Bijector};
-use crate::distribution::{DiagNormal, Distribution, StandardNormal};
+use crate::distribution::Distribution;
 use crate::nn::flow_params::{FlowParams, LayerConfig};
 use crate::plot;
 use crate::target::Target;
@@ -13,17 +14,6 @@ use anyhow::{Context, Result};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
-
-/// The base distribution q0.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "snake_case")]
-pub enum BaseConfig {
-    /// N(0, I), fixed.
-    #[default]
-    StandardNormal,
-    /// N(μ, diag σ²) with learnable μ and ln σ (named `base.loc`, `base.log_scale`).
-    DiagNormal,
-}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +35,7 @@ pub struct FlowFit {
     pub config: FlowFitConfig,
     vs: nn::VarStore,
     flow: FlowParams,
-    base_params: Option<(Tensor, Tensor)>,
+    base: Base,
 }
 
 const DIM: i64 = 2;
@@ -63,21 +53,12 @@ impl FlowFit {
         let root = vs.root();
         let flow = FlowParams::build(&config.flow, &(&root / "flow"), DIM)
             .context("model.flow_fit.flow")?;
-        let base_params = match config.base {
-            BaseConfig::StandardNormal => None,
-            BaseConfig::DiagNormal => {
-                let b = &root / "base";
-                Some((
-                    b.var("loc", &[DIM], nn::Init::Const(0.0)),
-                    b.var("log_scale", &[DIM], nn::Init::Const(0.0)),
-                ))
-            }
-        };
+        let base = Base::build(&config.base, &root, DIM);
         Ok(FlowFit {
             config,
             vs,
             flow,
-            base_params,
+            base,
         })
     }
 
@@ -95,17 +76,7 @@ impl FlowFit {
     }
 
     pub fn base(&self) -> Box<dyn Distribution> {
-        match &self.base_params {
-            None => Box::new(StandardNormal::new(
-                vec![DIM],
-                self.kind(),
-                self.vs.device(),
-            )),
-            Some((loc, log_scale)) => Box::new(DiagNormal::new(
-                loc.shallow_clone(),
-                log_scale.shallow_clone(),
-            )),
-        }
+        self.base.distribution(self.kind(), self.vs.device())
     }
 
     /// The fitted q_K as a distribution (sampling and log_prob).

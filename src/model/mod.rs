@@ -1,6 +1,8 @@
 //! What an experiment config builds. Every model answers the same few questions for the one
 //! [`Trainer`](crate::experiment::trainer::Trainer): a loss for this step, its named terms, final
 //! metrics and figures. A model never writes files or loops over steps itself.
+pub mod base;
+pub mod density;
 pub mod flow_fit;
 
 use anyhow::Result;
@@ -34,6 +36,10 @@ pub trait Model {
     /// After a non-finite loss: re-runs the step's computation layer by layer and names the first
     /// layer that produced NaN/Inf, if any.
     fn locate_nonfinite(&self, ctx: &StepContext) -> Option<String>;
+    /// Held-out metrics logged as `val/<name>` at every logging step (none by default).
+    fn validation(&self) -> Result<Vec<(&'static str, f64)>> {
+        Ok(vec![])
+    }
     /// Final metrics (name, value) for `metrics.json`.
     fn evaluate(&self) -> Result<Vec<(String, f64)>>;
     /// Figures for the run folder, `(file stem, image)`.

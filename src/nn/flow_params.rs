@@ -3,15 +3,44 @@
 //! Parameters of K repeated layers are stored stacked (`u: [K, d]`, …) so the optimizer updates a
 //! handful of tensors instead of 3K tiny ones and the planar constraint runs once for all K.
 //! Names in checkpoints: `flow.<block>.<param>`, e.g. `flow.0.u` of shape `[K, d]`.
+use crate::bijector::autoregressive::MaskedAutoregressive;
+use crate::bijector::coupling::{alternating_mask, Coupling};
 use crate::bijector::elementwise::{Affine, Exp, PReLU, Sigmoid, Tanh};
 use crate::bijector::planar::PlanarFlow;
 use crate::bijector::radial::RadialFlow;
-use crate::bijector::{Bijector, Chain};
+use crate::bijector::{Bijector, Chain, Invert};
+use crate::nn::{made::Made, mlp::Mlp};
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
 fn one() -> i64 {
     1
+}
+
+fn default_hidden() -> Vec<i64> {
+    vec![64, 64]
+}
+
+/// Variable order of successive MADE layers.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// 1..D, then D..1, alternating (MAF and IAF papers).
+    #[default]
+    Reverse,
+    /// A seeded random permutation per layer.
+    Random,
+}
+
+/// The elementwise law of a coupling layer.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CouplingLaw {
+    /// NICE: y₂ = x₂ + t(x₁), volume preserving.
+    Additive,
+    /// RealNVP: y₂ = x₂ ⊙ exp(s(x₁)) + t(x₁), s tanh-bounded.
+    #[default]
+    Affine,
 }
 
 /// One block of a flow, as written in an experiment config:
@@ -30,6 +59,28 @@ pub enum LayerConfig {
         #[serde(default = "one")]
         length: i64,
     },
+    /// K masked autoregressive layers (MAF, Papamakarios et al. 2017), MADE conditioners with
+    /// the given hidden sizes; `iaf: true` inverts each layer (IAF: fast sampling, slow density).
+    Maf {
+        #[serde(default = "one")]
+        length: i64,
+        #[serde(default = "default_hidden")]
+        hidden: Vec<i64>,
+        #[serde(default)]
+        order: Order,
+        #[serde(default)]
+        iaf: bool,
+    },
+    /// K coupling layers with alternating masks (NICE: additive, RealNVP: affine), MLP
+    /// conditioners with the given hidden sizes.
+    Coupling {
+        #[serde(default = "one")]
+        length: i64,
+        #[serde(default = "default_hidden")]
+        hidden: Vec<i64>,
+        #[serde(default)]
+        law: CouplingLaw,
+    },
     /// Learnable elementwise shift and log-scale.
     Affine {},
     /// Learnable PReLU (seed eq. 61), α = sigmoid(a) ∈ (0, 1).
@@ -43,7 +94,10 @@ impl LayerConfig {
     /// Number of bijector layers this block expands to.
     pub fn count(&self) -> i64 {
         match self {
-            LayerConfig::Planar { length } | LayerConfig::Radial { length } => *length,
+            LayerConfig::Planar { length }
+            | LayerConfig::Radial { length }
+            | LayerConfig::Maf { length, .. }
+            | LayerConfig::Coupling { length, .. } => *length,
             _ => 1,
         }
     }
@@ -59,6 +113,14 @@ enum Block {
         z0: tch::Tensor,
         alpha: tch::Tensor,
         beta: tch::Tensor,
+    },
+    Maf {
+        mades: Vec<Made>,
+        iaf: bool,
+    },
+    Coupling {
+        nets: Vec<(tch::Tensor, Mlp)>,
+        affine: bool,
     },
     Affine {
         shift: tch::Tensor,
@@ -114,6 +176,40 @@ impl FlowParams {
                     alpha: uni("alpha", vec![k], (1.0 / dim as f64).sqrt()),
                     beta: uni("beta", vec![k], (1.0 / dim as f64).sqrt()),
                 },
+                LayerConfig::Maf {
+                    hidden, order, iaf, ..
+                } => {
+                    anyhow::ensure!(dim >= 2, "flow[{i}]: maf needs at least 2 dimensions");
+                    anyhow::ensure!(
+                        hidden.iter().all(|&h| h >= 1),
+                        "flow[{i}]: hidden sizes must be positive"
+                    );
+                    let orders = crate::nn::made::orders(dim, k as usize, *order == Order::Random);
+                    let mades = orders
+                        .iter()
+                        .enumerate()
+                        .map(|(j, o)| Made::new(&(&q / j), o, hidden, 2, 0))
+                        .collect();
+                    Block::Maf { mades, iaf: *iaf }
+                }
+                LayerConfig::Coupling { hidden, law, .. } => {
+                    anyhow::ensure!(dim >= 2, "flow[{i}]: coupling needs at least 2 dimensions");
+                    anyhow::ensure!(
+                        hidden.iter().all(|&h| h >= 1),
+                        "flow[{i}]: hidden sizes must be positive"
+                    );
+                    let affine = *law == CouplingLaw::Affine;
+                    let out = if affine { 2 * dim } else { dim };
+                    let nets = (0..k as usize)
+                        .map(|j| {
+                            (
+                                alternating_mask(dim, j, q.device()),
+                                Mlp::new(&(&q / j), dim, hidden, out, true),
+                            )
+                        })
+                        .collect();
+                    Block::Coupling { nets, affine }
+                }
                 LayerConfig::Affine {} => Block::Affine {
                     shift: q.var("shift", &[dim], nn::Init::Const(0.0)),
                     log_scale: q.var("log_scale", &[dim], nn::Init::Const(0.0)),
@@ -129,6 +225,16 @@ impl FlowParams {
             let kind = match cfg {
                 LayerConfig::Planar { .. } => "planar",
                 LayerConfig::Radial { .. } => "radial",
+                LayerConfig::Maf { iaf: false, .. } => "maf",
+                LayerConfig::Maf { iaf: true, .. } => "iaf",
+                LayerConfig::Coupling {
+                    law: CouplingLaw::Affine,
+                    ..
+                } => "affine_coupling",
+                LayerConfig::Coupling {
+                    law: CouplingLaw::Additive,
+                    ..
+                } => "additive_coupling",
                 LayerConfig::Affine {} => "affine",
                 LayerConfig::Prelu {} => "prelu",
                 LayerConfig::Sigmoid => "sigmoid",
@@ -168,6 +274,22 @@ impl FlowParams {
                         .into_iter()
                         .map(|l| Box::new(l) as Box<dyn Bijector>),
                 ),
+                Block::Maf { mades, iaf } => {
+                    for made in mades {
+                        let maf = MaskedAutoregressive::new(made.shallow_clone());
+                        layers.push(if *iaf {
+                            Box::new(Invert(Box::new(maf)))
+                        } else {
+                            Box::new(maf)
+                        });
+                    }
+                }
+                Block::Coupling { nets, affine } => {
+                    for (mask, net) in nets {
+                        let mask = mask.to_kind(net.kind());
+                        layers.push(Box::new(Coupling::new(mask, net.shallow_clone(), *affine)));
+                    }
+                }
                 Block::Affine { shift, log_scale } => layers.push(Box::new(Affine::new(
                     shift.shallow_clone(),
                     log_scale.shallow_clone(),

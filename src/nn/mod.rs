@@ -2,3 +2,5 @@
 //! transform math in `bijector/`: a planar layer does not know whether its parameters are free
 //! (here) or come from an encoder.
 pub mod flow_params;
+pub mod made;
+pub mod mlp;

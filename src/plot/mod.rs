@@ -78,6 +78,23 @@ pub fn density_figure(
     log_density_image(&grid.evaluate(device, log_p))
 }
 
+/// A 2-D histogram of `points: [n, 2]` over `[lo, hi]²` with `n × n` bins, drawn like a density.
+pub fn histogram_figure(points: &Tensor, lo: f64, hi: f64, n: usize) -> RgbImage {
+    let mut counts = vec![0.0f64; n * n];
+    for p in values(points).chunks_exact(2) {
+        let ix = ((p[0] - lo) / (hi - lo) * n as f64).floor();
+        let iy = ((p[1] - lo) / (hi - lo) * n as f64).floor();
+        if ix >= 0.0 && iy >= 0.0 && (ix as usize) < n && (iy as usize) < n {
+            counts[iy as usize * n + ix as usize] += 1.0;
+        }
+    }
+    log_density_image(
+        &Tensor::from_slice(&counts)
+            .reshape([n as i64, n as i64])
+            .log(),
+    )
+}
+
 /// Draws `points: [n, 2]` (in window `[lo, hi]²`) as small white dots on `img`.
 pub fn overlay_points(img: &mut RgbImage, points: &Tensor, lo: f64, hi: f64) {
     let pts = values(points);

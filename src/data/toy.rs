@@ -1,0 +1,173 @@
+//! Toy 2-D data sets of the density-estimation literature (FFJORD's `toy_data.py`, also used by
+//! nflows and normflows), generated in Rust from a seed: moons, circles, rings, 8gaussians,
+//! pinwheel, 2spirals, checkerboard. Recipes: reference `published-numbers.md`, toy data table.
+use serde::{Deserialize, Serialize};
+use std::f64::consts::PI;
+use tch::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToyData {
+    Moons,
+    Circles,
+    Rings,
+    #[serde(rename = "8gaussians")]
+    EightGaussians,
+    Pinwheel,
+    #[serde(rename = "2spirals")]
+    TwoSpirals,
+    Checkerboard,
+}
+
+/// A small deterministic generator (splitmix64) so data sets do not depend on libtorch's RNG.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform on [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.uniform();
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.uniform() * n as f64) as usize % n.max(1)
+    }
+    /// Fisher–Yates shuffle.
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+fn linspace(n: usize, hi: f64, endpoint: bool) -> Vec<f64> {
+    let div = if endpoint {
+        (n.max(2) - 1) as f64
+    } else {
+        n as f64
+    };
+    (0..n).map(|i| hi * i as f64 / div).collect()
+}
+
+impl ToyData {
+    /// `n` points, `[n, 2]` float32, shuffled.
+    pub fn sample(&self, n: usize, seed: u64) -> Tensor {
+        let mut rng = Rng::new(seed);
+        let mut pts: Vec<[f64; 2]> = match self {
+            ToyData::Moons => {
+                let n_out = n / 2;
+                let mut v: Vec<[f64; 2]> = linspace(n_out, PI, true)
+                    .into_iter()
+                    .map(|t| [t.cos(), t.sin()])
+                    .collect();
+                v.extend(
+                    linspace(n - n_out, PI, true)
+                        .into_iter()
+                        .map(|t| [1.0 - t.cos(), 1.0 - t.sin() - 0.5]),
+                );
+                v.into_iter()
+                    .map(|[x, y]| {
+                        [
+                            (x + 0.1 * rng.normal()) * 2.0 - 1.0,
+                            (y + 0.1 * rng.normal()) * 2.0 - 0.2,
+                        ]
+                    })
+                    .collect()
+            }
+            ToyData::Circles => {
+                let n_out = n / 2;
+                let mut v: Vec<[f64; 2]> = linspace(n_out, 2.0 * PI, false)
+                    .into_iter()
+                    .map(|t| [t.cos(), t.sin()])
+                    .collect();
+                v.extend(
+                    linspace(n - n_out, 2.0 * PI, false)
+                        .into_iter()
+                        .map(|t| [0.5 * t.cos(), 0.5 * t.sin()]),
+                );
+                v.into_iter()
+                    .map(|[x, y]| {
+                        [
+                            (x + 0.08 * rng.normal()) * 3.0,
+                            (y + 0.08 * rng.normal()) * 3.0,
+                        ]
+                    })
+                    .collect()
+            }
+            ToyData::Rings => {
+                let radii = [1.0, 0.75, 0.5, 0.25];
+                let mut v = Vec::with_capacity(n);
+                for (k, r) in radii.iter().enumerate() {
+                    let m = n / 4 + usize::from(k < n % 4);
+                    v.extend(
+                        linspace(m, 2.0 * PI, false)
+                            .into_iter()
+                            .map(|t| [r * t.cos() * 3.0, r * t.sin() * 3.0]),
+                    );
+                }
+                v.into_iter()
+                    .map(|[x, y]| [x + 0.08 * rng.normal(), y + 0.08 * rng.normal()])
+                    .collect()
+            }
+            ToyData::EightGaussians => (0..n)
+                .map(|_| {
+                    let a = rng.below(8) as f64 * PI / 4.0;
+                    let (cx, cy) = (4.0 * a.cos(), 4.0 * a.sin());
+                    [
+                        (cx + 0.5 * rng.normal()) / 1.414,
+                        (cy + 0.5 * rng.normal()) / 1.414,
+                    ]
+                })
+                .collect(),
+            ToyData::Pinwheel => (0..n)
+                .map(|i| {
+                    let arm = (i * 5 / n.max(1)).min(4) as f64;
+                    let f0 = 0.3 * rng.normal() + 1.0;
+                    let f1 = 0.1 * rng.normal();
+                    let angle = 2.0 * PI * arm / 5.0 + 0.25 * f0.exp();
+                    let (c, s) = (angle.cos(), angle.sin());
+                    [2.0 * (f0 * c + f1 * s), 2.0 * (-f0 * s + f1 * c)]
+                })
+                .collect(),
+            ToyData::TwoSpirals => (0..n)
+                .map(|i| {
+                    let t = rng.uniform().sqrt() * 3.0 * PI;
+                    let x = -t.cos() * t + 0.5 * rng.uniform();
+                    let y = t.sin() * t + 0.5 * rng.uniform();
+                    let sign = if i < n / 2 { 1.0 } else { -1.0 };
+                    [
+                        sign * x / 3.0 + 0.1 * rng.normal(),
+                        sign * y / 3.0 + 0.1 * rng.normal(),
+                    ]
+                })
+                .collect(),
+            ToyData::Checkerboard => (0..n)
+                .map(|_| {
+                    let x1 = rng.uniform() * 4.0 - 2.0;
+                    let x2 = rng.uniform() - 2.0 * rng.below(2) as f64 + x1.floor().rem_euclid(2.0);
+                    [x1 * 2.0, x2 * 2.0]
+                })
+                .collect(),
+        };
+        rng.shuffle(&mut pts);
+        let flat: Vec<f32> = pts
+            .iter()
+            .flat_map(|p| [p[0] as f32, p[1] as f32])
+            .collect();
+        Tensor::from_slice(&flat).reshape([n as i64, 2])
+    }
+}

@@ -1,0 +1,48 @@
+//! The base distribution q0 of a flow model, as configured: fixed N(0, I) or a learnable
+//! diagonal normal.
+use crate::distribution::{DiagNormal, Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum BaseConfig {
+    /// N(0, I), fixed.
+    #[default]
+    StandardNormal,
+    /// N(μ, diag σ²) with learnable μ and ln σ (named `base.loc`, `base.log_scale`).
+    DiagNormal,
+}
+
+pub struct Base {
+    dim: i64,
+    params: Option<(Tensor, Tensor)>,
+}
+
+impl Base {
+    /// Creates the parameters (if any) under `p / "base"`.
+    pub fn build(cfg: &BaseConfig, p: &nn::Path, dim: i64) -> Self {
+        let params = match cfg {
+            BaseConfig::StandardNormal => None,
+            BaseConfig::DiagNormal => {
+                let b = p / "base";
+                Some((
+                    b.var("loc", &[dim], nn::Init::Const(0.0)),
+                    b.var("log_scale", &[dim], nn::Init::Const(0.0)),
+                ))
+            }
+        };
+        Base { dim, params }
+    }
+
+    /// The distribution with the current parameters; `kind`/`device` are used by N(0, I).
+    pub fn distribution(&self, kind: tch::Kind, device: tch::Device) -> Box<dyn Distribution> {
+        match &self.params {
+            None => Box::new(StandardNormal::new(vec![self.dim], kind, device)),
+            Some((loc, log_scale)) => Box::new(DiagNormal::new(
+                loc.shallow_clone(),
+                log_scale.shallow_clone(),
+            )),
+        }
+    }
+}

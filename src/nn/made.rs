@@ -1,0 +1,147 @@
+//! MADE: Masked Autoencoder for Distribution Estimation (Germain et al. 2015).
+//!
+//! An MLP whose weight masks make output i depend only on inputs that come before i in a chosen
+//! order: with input degrees m(x_j) ∈ {1..D} (the order), hidden degrees m(h_k) ∈ {1..D−1}, a
+//! hidden unit sees input j iff m(h_k) ≥ m(x_j) (eq. 12 of the paper) and an output of degree d
+//! sees hidden unit k iff d > m(h_k) (eq. 13). Each of the `params` outputs per dimension (e.g.
+//! shift and log-scale) gets the degree of its dimension, so the Jacobian ∂out/∂in is strictly
+//! triangular in the order. An optional context input is connected to every hidden unit.
+use tch::{nn, Kind, Tensor};
+
+pub struct Made {
+    layers: Vec<(Tensor, Tensor, Tensor)>,
+    context: Option<Tensor>,
+    dim: i64,
+    params: i64,
+}
+
+impl Made {
+    /// `order`: the position (1-based degree) of each input dimension, a permutation of 1..=D.
+    pub fn new(p: &nn::Path, order: &[i64], hidden: &[i64], params: i64, context_dim: i64) -> Self {
+        let dim = order.len() as i64;
+        let mut degrees: Vec<Vec<i64>> = vec![order.to_vec()];
+        for &h in hidden {
+            // Cycle through 1..D−1 so every degree is present (deterministic, as in MAF's code).
+            degrees.push((0..h).map(|k| k % (dim - 1).max(1) + 1).collect());
+        }
+        let out_degrees: Vec<i64> = (0..params).flat_map(|_| order.iter().copied()).collect();
+        let mut layers = Vec::new();
+        let n = hidden.len() + 1;
+        for i in 0..n {
+            let d_in = &degrees[i];
+            let (d_out, strict): (&Vec<i64>, bool) = if i + 1 < n {
+                (&degrees[i + 1], false)
+            } else {
+                (&out_degrees, true)
+            };
+            let mask: Vec<f32> = d_out
+                .iter()
+                .flat_map(|&o| {
+                    d_in.iter().map(move |&j| {
+                        if (strict && o > j) || (!strict && o >= j) {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    })
+                })
+                .collect();
+            let mask = Tensor::from_slice(&mask)
+                .reshape([d_out.len() as i64, d_in.len() as i64])
+                .to_device(p.device());
+            let q = p / i;
+            let bound = 1.0 / (d_in.len() as f64).sqrt();
+            let last = i + 1 == n;
+            // The last layer starts at zero: the flow starts as the identity.
+            let init = if last {
+                nn::Init::Const(0.0)
+            } else {
+                nn::Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                }
+            };
+            let w = q.var("weight", &[d_out.len() as i64, d_in.len() as i64], init);
+            let b = q.var(
+                "bias",
+                &[d_out.len() as i64],
+                if last {
+                    nn::Init::Const(0.0)
+                } else {
+                    nn::Init::Uniform {
+                        lo: -bound,
+                        up: bound,
+                    }
+                },
+            );
+            layers.push((w, b, mask));
+        }
+        let context = (context_dim > 0).then(|| {
+            let h0 = hidden.first().copied().unwrap_or(dim * params);
+            p.var(
+                "context_weight",
+                &[h0, context_dim],
+                nn::Init::Uniform { lo: -0.1, up: 0.1 },
+            )
+        });
+        Made {
+            layers,
+            context,
+            dim,
+            params,
+        }
+    }
+
+    /// `[batch, D]` (and optional context `[batch, c]`) → `[batch, params, D]`.
+    pub fn forward(&self, x: &Tensor, context: Option<&Tensor>) -> Tensor {
+        let mut h = x.shallow_clone();
+        let n = self.layers.len();
+        for (i, (w, b, m)) in self.layers.iter().enumerate() {
+            h = h.linear(&(w * m.to_kind(w.kind())), Some(b));
+            if i == 0 {
+                if let (Some(cw), Some(c)) = (&self.context, context) {
+                    h = h + c.linear::<Tensor>(cw, None);
+                }
+            }
+            if i + 1 < n {
+                h = h.relu();
+            }
+        }
+        h.reshape([-1, self.params, self.dim])
+    }
+
+    pub fn dim(&self) -> i64 {
+        self.dim
+    }
+
+    /// A copy sharing the same parameters.
+    pub fn shallow_clone(&self) -> Self {
+        Made {
+            layers: self
+                .layers
+                .iter()
+                .map(|(w, b, m)| (w.shallow_clone(), b.shallow_clone(), m.shallow_clone()))
+                .collect(),
+            context: self.context.as_ref().map(|c| c.shallow_clone()),
+            dim: self.dim,
+            params: self.params,
+        }
+    }
+}
+
+/// Orders for successive MADE layers: alternating 1..D and D..1 (MAF, IAF), or a random
+/// permutation per layer drawn from the global generator (seeded by `train.seed` at build time).
+pub fn orders(dim: i64, layers: usize, random: bool) -> Vec<Vec<i64>> {
+    (0..layers)
+        .map(|l| {
+            if random {
+                let g = Tensor::randperm(dim, (Kind::Int64, tch::Device::Cpu));
+                Vec::<i64>::try_from(g + 1).unwrap_or_default()
+            } else if l % 2 == 0 {
+                (1..=dim).collect()
+            } else {
+                (1..=dim).rev().collect()
+            }
+        })
+        .collect()
+}

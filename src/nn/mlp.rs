@@ -1,0 +1,78 @@
+//! A plain multilayer perceptron, used as the conditioner of coupling layers.
+use tch::{nn, Tensor};
+
+/// `in → hidden… → out` with ReLU between layers. With `zero_last`, the last layer starts at zero
+/// so a coupling layer built on it starts as the identity (Glow, §3.3).
+pub struct Mlp {
+    layers: Vec<(Tensor, Tensor)>,
+}
+
+impl Mlp {
+    pub fn new(p: &nn::Path, input: i64, hidden: &[i64], output: i64, zero_last: bool) -> Self {
+        let mut sizes = vec![input];
+        sizes.extend_from_slice(hidden);
+        sizes.push(output);
+        let n = sizes.len() - 1;
+        let layers = (0..n)
+            .map(|i| {
+                let q = p / i;
+                let (fan_in, fan_out) = (sizes[i], sizes[i + 1]);
+                let bound = 1.0 / (fan_in as f64).sqrt();
+                let init = if zero_last && i == n - 1 {
+                    nn::Init::Const(0.0)
+                } else {
+                    nn::Init::Uniform {
+                        lo: -bound,
+                        up: bound,
+                    }
+                };
+                let w = q.var("weight", &[fan_out, fan_in], init);
+                let b = q.var(
+                    "bias",
+                    &[fan_out],
+                    if zero_last && i == n - 1 {
+                        nn::Init::Const(0.0)
+                    } else {
+                        nn::Init::Uniform {
+                            lo: -bound,
+                            up: bound,
+                        }
+                    },
+                );
+                (w, b)
+            })
+            .collect();
+        Mlp { layers }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let mut h = x.shallow_clone();
+        let n = self.layers.len();
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            h = h.linear(w, Some(b));
+            if i + 1 < n {
+                h = h.relu();
+            }
+        }
+        h
+    }
+
+    /// The parameters' dtype (masks and inputs follow it).
+    pub fn kind(&self) -> tch::Kind {
+        self.layers
+            .first()
+            .map(|(w, _)| w.kind())
+            .unwrap_or(tch::Kind::Float)
+    }
+
+    /// A copy sharing the same parameter tensors.
+    pub fn shallow_clone(&self) -> Self {
+        Mlp {
+            layers: self
+                .layers
+                .iter()
+                .map(|(w, b)| (w.shallow_clone(), b.shallow_clone()))
+                .collect(),
+        }
+    }
+}
