@@ -111,7 +111,7 @@ fn planar_close_to_its_invertibility_limit_still_inverts() {
     // wᵀu ≪ −1 is mapped to wᵀû = −1 + softplus(wᵀu) ≈ −1 + 5e-5: nearly singular, still exact.
     let f = planar(&[-2.0, -2.0], &[2.5, 2.5], 0.1);
     let wu = f.w_dot_u_hat().double_value(&[]);
-    assert!(wu >= -1.0 && wu < -0.999, "wᵀû = {wu}");
+    assert!((-1.0..-0.999).contains(&wu), "wᵀû = {wu}");
     assert_invertible_with_exact_log_det(&f, &sample(128, 2, 3));
 }
 
@@ -260,7 +260,7 @@ fn planar_inverse_is_differentiable_in_the_parameters() {
     let g = Tensor::run_backward(&[&loss_at(&w)], &[&w], false, false)[0].shallow_clone();
     for k in 0..2 {
         let h = 1e-6;
-        let e = Tensor::zeros([2], F64).index_fill(0, &Tensor::from_slice(&[k as i64]), h);
+        let e = Tensor::zeros([2], F64).index_fill(0, &Tensor::from_slice(&[k]), h);
         let wp = t(&[1.5, 0.7]) + &e;
         let wm = t(&[1.5, 0.7]) - &e;
         let fd = (loss_at(&wp).double_value(&[]) - loss_at(&wm).double_value(&[])) / (2.0 * h);

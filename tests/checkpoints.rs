@@ -199,7 +199,7 @@ impl Model for Poisoned {
     fn loss(&mut self, ctx: &StepContext) -> anyhow::Result<Losses> {
         let mut loss = (&self.p - 1.0).square().sum(Kind::Float);
         if ctx.step + 1 == self.nan_at {
-            loss = loss * f64::NAN;
+            loss *= f64::NAN;
         }
         Ok(Losses {
             loss,

@@ -74,7 +74,7 @@ impl Bijector for Coupling {
 pub fn alternating_mask(dim: i64, layer: usize, device: tch::Device) -> Tensor {
     let v: Vec<f32> = (0..dim)
         .map(|i| {
-            if (i as usize + layer) % 2 == 0 {
+            if (i as usize + layer).is_multiple_of(2) {
                 1.0
             } else {
                 0.0

@@ -164,7 +164,7 @@ impl Bijector for Chain {
         for layer in &self.layers {
             let (next, ld) = layer.forward(&y, context)?;
             y = next;
-            total = total + ld;
+            total += ld;
         }
         Ok((y, total))
     }
@@ -175,7 +175,7 @@ impl Bijector for Chain {
         for layer in self.layers.iter().rev() {
             let (prev, ld) = layer.inverse(&x, context)?;
             x = prev;
-            total = total + ld;
+            total += ld;
         }
         Ok((x, total))
     }

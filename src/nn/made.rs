@@ -100,7 +100,7 @@ impl Made {
             h = h.linear(&(w * m.to_kind(w.kind())), Some(b));
             if i == 0 {
                 if let (Some(cw), Some(c)) = (&self.context, context) {
-                    h = h + c.linear::<Tensor>(cw, None);
+                    h += c.linear::<Tensor>(cw, None);
                 }
             }
             if i + 1 < n {
