@@ -15,7 +15,7 @@ endif
 CARGO ?= cargo
 RUN_OUT ?= runs/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup setup-test setup-bench build run test bench clean-cache
+.PHONY: setup setup-test setup-bench build run test bench data clean-cache
 
 setup:
 	@bash scripts/setup.sh "$(VENV)" "$(TORCH_VERSION)" base
@@ -38,6 +38,11 @@ test: setup-test
 
 bench: setup-bench build
 	bash bench/planar_vs_normflows.sh
+
+# Real tables from scikit-learn (bundled, no download) as CSV under data/tabular/.
+data: setup
+	@"$(VENV)/bin/python" -c "import sklearn" 2>/dev/null || "$(VENV)/bin/python" -m pip install --disable-pip-version-check --progress-bar off "torch==$(TORCH_VERSION)" scikit-learn
+	"$(VENV)/bin/python" data/export_sklearn.py data/tabular
 
 clean-cache:
 	rm -rf "$(VENV)"

@@ -216,3 +216,118 @@ fn a_short_realnvp_run_on_two_moons_learns_the_density() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
+
+/// Rows of a 3-D Gaussian with mean (10, −5, 100) and covariance L Lᵀ, L lower triangular.
+fn gaussian_table(n: usize, seed: u64) -> String {
+    let mut rng = flowlab::data::toy::Rng::new(seed);
+    let mut out = String::from("a,b,c\n");
+    for _ in 0..n {
+        let e: Vec<f64> = (0..3).map(|_| rng.normal()).collect();
+        let x = [
+            10.0 + 2.0 * e[0],
+            -5.0 + 0.5 * e[0] + 0.3 * e[1],
+            100.0 - 4.0 * e[1] + 20.0 * e[2],
+        ];
+        out.push_str(&format!("{},{},{}\n", x[0], x[1], x[2]));
+    }
+    out
+}
+
+#[test]
+fn a_table_is_standardized_and_log_prob_comes_back_in_data_units() {
+    let dir = scratch("table");
+    let data = write(&dir, "gauss.csv", &gaussian_table(6000, 1));
+    let cfg = format!(
+        r#"{{ "name": "t",
+  "model": {{ "density": {{ "data": {{ "csv": {{ "path": "{}" }} }}, "flow": [{{ "maf": {{ "length": 2, "hidden": [32] }} }}] }} }},
+  "train": {{ "steps": 800, "batch_size": 256, "optimizer": {{ "lr": 0.003 }} }},
+  "runtime": {{ "threads": 1, "device": "cpu" }},
+  "logging": {{ "log_every": 100, "image_every": 0, "checkpoint_every": 400 }} }}"#,
+        data.display()
+    );
+    let p = write(&dir, "t.json", &cfg);
+    let out = dir.join("runs");
+    let o = flowlab(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Held-out rows from the same Gaussian: the mean log-density in data units must approach −H,
+    // H = ½ ln det(2πe Σ) with det Σ = (2 · 0.3 · 20)² = 144.
+    let fresh = write(&dir, "fresh.csv", &gaussian_table(4000, 2));
+    let lp = dir.join("lp.csv");
+    let o = flowlab(&[
+        "log-prob",
+        out.join("t").to_str().unwrap(),
+        "--input",
+        fresh.to_str().unwrap(),
+        "--out",
+        lp.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let vals: Vec<f64> = std::fs::read_to_string(&lp)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.parse().unwrap())
+        .collect();
+    let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+    let entropy =
+        0.5 * (3.0 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln() + 144f64.ln());
+    assert!(
+        (mean + entropy).abs() < 0.1,
+        "mean log p = {mean}, −H = {}",
+        -entropy
+    );
+    // Samples come back in data units too.
+    let s = dir.join("s.csv");
+    let o = flowlab(&[
+        "sample",
+        out.join("t").to_str().unwrap(),
+        "-n",
+        "4000",
+        "--out",
+        s.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let x = flowlab::data::csv::read_matrix(&s, 3).unwrap();
+    let m = Vec::<f64>::try_from(x.mean_dim(0, false, Kind::Double)).unwrap();
+    assert!(
+        (m[0] - 10.0).abs() < 0.3 && (m[1] + 5.0).abs() < 0.1 && (m[2] - 100.0).abs() < 2.0,
+        "sample mean {m:?}"
+    );
+}
+
+#[test]
+fn bad_tables_are_named_with_row_and_column() {
+    let dir = scratch("bad-table");
+    let out = dir.join("runs");
+    for (file, text, needle) in [
+        ("gap.csv", "a,b\n1,2\n3,\n", "row 3 column 2: empty cell"),
+        (
+            "word.csv",
+            "a,b\n1,2\n3,x\n",
+            "row 3 column 2: `x` is not a number",
+        ),
+        (
+            "inf.csv",
+            "a,b\n1,2\n3,inf\n",
+            "row 3 column 2: inf is not a finite number",
+        ),
+        (
+            "cols.csv",
+            "a,b\n1,2\n3,4,5\n",
+            "row 3: 3 columns, expected 2",
+        ),
+        ("nohead.csv", "1,2\n3,4\n", "must be a header"),
+    ] {
+        let data = write(&dir, file, text);
+        let cfg = format!(
+            r#"{{ "name": "b", "model": {{ "density": {{ "data": {{ "csv": {{ "path": "{}" }} }}, "flow": [{{ "affine": {{}} }}] }} }} }}"#,
+            data.display()
+        );
+        let p = write(&dir, "b.json", &cfg);
+        let o = flowlab(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert!(err.contains(file) && err.contains(needle), "{err}");
+        assert!(!out.join("b").exists(), "no run folder for bad data");
+    }
+}

@@ -8,10 +8,26 @@ use tch::Tensor;
 /// line that does not parse as numbers is taken as a header. Empty cells, non-numbers and
 /// NaN/Inf are errors.
 pub fn read_matrix(path: &Path, expected_cols: usize) -> Result<Tensor> {
+    Ok(parse(path, Some(expected_cols), false)?.1)
+}
+
+/// Reads a numeric table whose first line is a header naming the columns.
+pub fn read_table(path: &Path) -> Result<(Vec<String>, Tensor)> {
+    let (header, t) = parse(path, None, true)?;
+    Ok((header.unwrap_or_default(), t))
+}
+
+fn parse(
+    path: &Path,
+    expected_cols: Option<usize>,
+    require_header: bool,
+) -> Result<(Option<Vec<String>>, Tensor)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut values = Vec::new();
     let mut rows = 0;
+    let mut header = None;
+    let mut cols = expected_cols;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
         if line.trim().is_empty() {
@@ -19,19 +35,30 @@ pub fn read_matrix(path: &Path, expected_cols: usize) -> Result<Tensor> {
         }
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
         let parsed: Vec<Option<f64>> = cells.iter().map(|c| c.parse::<f64>().ok()).collect();
-        if i == 0 && parsed.iter().any(|p| p.is_none()) && cells.iter().all(|c| !c.is_empty()) {
-            if cells.len() != expected_cols {
+        let looks_like_header =
+            parsed.iter().any(|p| p.is_none()) && cells.iter().all(|c| !c.is_empty());
+        if header.is_none() && rows == 0 && (looks_like_header || require_header) {
+            if require_header && !looks_like_header {
                 bail!(
-                    "{}: header has {} columns, expected {expected_cols}",
+                    "{}: the first line must be a header naming the columns",
+                    path.display()
+                );
+            }
+            let n = *cols.get_or_insert(cells.len());
+            if cells.len() != n {
+                bail!(
+                    "{}: header has {} columns, expected {n}",
                     path.display(),
                     cells.len()
                 );
             }
-            continue; // header
+            header = Some(cells.iter().map(|c| c.to_string()).collect());
+            continue;
         }
-        if cells.len() != expected_cols {
+        let n = *cols.get_or_insert(cells.len());
+        if cells.len() != n {
             bail!(
-                "{} row {}: {} columns, expected {expected_cols}",
+                "{} row {}: {} columns, expected {n}",
                 path.display(),
                 i + 1,
                 cells.len()
@@ -65,7 +92,10 @@ pub fn read_matrix(path: &Path, expected_cols: usize) -> Result<Tensor> {
     if rows == 0 {
         bail!("{}: no data rows", path.display());
     }
-    Ok(Tensor::from_slice(&values).reshape([rows, expected_cols as i64]))
+    Ok((
+        header,
+        Tensor::from_slice(&values).reshape([rows, cols.unwrap_or(0) as i64]),
+    ))
 }
 
 /// Writes a `[rows, cols]` (or `[rows]`) tensor with a header, atomically.
