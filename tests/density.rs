@@ -331,3 +331,166 @@ fn bad_tables_are_named_with_row_and_column() {
         assert!(!out.join("b").exists(), "no run folder for bad data");
     }
 }
+
+#[test]
+fn batchnorm_in_evaluation_passes_the_three_checks_and_in_training_normalizes_the_batch() {
+    use flowlab::bijector::batchnorm::{BatchNorm, EPS};
+    let f64s = (Kind::Double, Device::Cpu);
+    let (log_gamma, beta) = (
+        Tensor::from_slice(&[0.3, -0.2]),
+        Tensor::from_slice(&[0.5, -1.0]),
+    );
+    let (rm, rv) = (
+        Tensor::from_slice(&[1.0, -2.0]),
+        Tensor::from_slice(&[4.0, 0.25]),
+    );
+    let eval = BatchNorm::new(
+        log_gamma.shallow_clone(),
+        beta.shallow_clone(),
+        rm.copy(),
+        rv.copy(),
+        0.1,
+        false,
+    );
+    check_three(&eval, "batchnorm (evaluation)");
+
+    // Training: the density pass normalizes with the batch's statistics, reports
+    // Σ(log γ − ½ ln(v + ε)), and moves the running averages by the momentum.
+    let (run_mean, run_var) = (rm.copy(), rv.copy());
+    let train = BatchNorm::new(
+        log_gamma.shallow_clone(),
+        beta.shallow_clone(),
+        run_mean.shallow_clone(),
+        run_var.shallow_clone(),
+        0.1,
+        true,
+    );
+    tch::manual_seed(8);
+    let x = Tensor::randn([4096, 2], f64s) * Tensor::from_slice(&[3.0, 0.5])
+        + Tensor::from_slice(&[7.0, -3.0]);
+    let (u, ld) = train.inverse(&x, None).unwrap();
+    let standardized = (&u - &beta) * (-&log_gamma).exp();
+    let m = Vec::<f64>::try_from(standardized.mean_dim(0, false, Kind::Double)).unwrap();
+    let v = Vec::<f64>::try_from(standardized.var_dim(0, false, false)).unwrap();
+    assert!(
+        m.iter().all(|x| x.abs() < 1e-10) && v.iter().all(|x| (x - 1.0).abs() < 1e-4),
+        "{m:?} {v:?}"
+    );
+    let var = x.var_dim(0, false, false);
+    let expected = (&log_gamma - (&var + EPS).log() * 0.5)
+        .sum(Kind::Double)
+        .double_value(&[]);
+    assert!((ld.double_value(&[0]) - expected).abs() < 1e-12);
+    let batch_mean = x.mean_dim(0, false, Kind::Double);
+    let moved = &rm * 0.9 + batch_mean * 0.1;
+    assert!(
+        run_mean.allclose(&moved, 1e-12, 1e-12, false),
+        "running mean {run_mean:?} vs {moved:?}"
+    );
+    assert!(run_var.allclose(&(&rv * 0.9 + &var * 0.1), 1e-12, 1e-12, false));
+}
+
+#[test]
+fn batchnorm_is_refused_where_there_is_no_data() {
+    let dir = scratch("bn-fit");
+    let cfg = tiny_config("bn", 2, 10).replace(
+        r#"[{ "planar": { "length": 2 } }]"#,
+        r#"[{ "planar": { "length": 2 } }, { "batchnorm": {} }]"#,
+    );
+    let p = write(&dir, "bn.json", &cfg);
+    let o = flowlab(&[
+        "run",
+        p.to_str().unwrap(),
+        "--out",
+        dir.join("runs").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("batchnorm needs data"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn early_stopping_keeps_the_best_validation_weights() {
+    let dir = scratch("early");
+    // A tiny table overfits fast: validation NLL turns up, and training stops with the best
+    // weights in model.safetensors.
+    let data = write(&dir, "small.csv", &gaussian_table(60, 3));
+    let cfg = format!(
+        r#"{{ "name": "e",
+  "model": {{ "density": {{ "data": {{ "csv": {{ "path": "{}", "val_fraction": 0.25, "test_fraction": 0.25 }} }},
+                           "flow": [{{ "coupling": {{ "length": 4, "hidden": [64, 64] }} }}] }} }},
+  "train": {{ "steps": 4000, "batch_size": 30, "optimizer": {{ "lr": 0.003 }}, "early_stopping": {{ "patience": 5 }} }},
+  "runtime": {{ "threads": 1, "device": "cpu" }},
+  "logging": {{ "log_every": 20, "image_every": 0, "checkpoint_every": 100 }} }}"#,
+        data.display()
+    );
+    let p = write(&dir, "e.json", &cfg);
+    let out = dir.join("runs");
+    let o = flowlab(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("early stopping at step"),
+        "{}",
+        stderr(&o)
+    );
+    let m = metrics(&out.join("e"));
+    assert_eq!(m["stopped_early"], true);
+    let (best_step, steps) = (
+        m["best_step"].as_i64().unwrap(),
+        m["steps"].as_i64().unwrap(),
+    );
+    assert_eq!(
+        steps,
+        best_step + 5 * 20,
+        "stops `patience` checks after the best"
+    );
+    // The reported best equals the minimum of the logged validation curve, and the final weights
+    // reproduce it.
+    let csv = std::fs::read_to_string(out.join("e/scalars.csv")).unwrap();
+    let vals: Vec<f32> = csv
+        .lines()
+        .filter(|l| l.contains(",val/nll,"))
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    let min = vals.iter().cloned().fold(f32::INFINITY, f32::min);
+    assert_eq!(m["best_val"].as_f64().unwrap() as f32, min);
+    assert!(
+        (m["val_nll"].as_f64().unwrap() - m["best_val"].as_f64().unwrap()).abs() < 1e-4,
+        "{m}"
+    );
+}
+
+#[test]
+fn constant_columns_are_named() {
+    let dir = scratch("constant");
+    let data = write(
+        &dir,
+        "c.csv",
+        &format!(
+            "a,flat,b\n{}",
+            (0..50)
+                .map(|i| format!("{},7,{}\n", i, i * i % 13))
+                .collect::<String>()
+        ),
+    );
+    let cfg = format!(
+        r#"{{ "name": "c", "model": {{ "density": {{ "data": {{ "csv": {{ "path": "{}" }} }}, "flow": [{{ "affine": {{}} }}] }} }} }}"#,
+        data.display()
+    );
+    let p = write(&dir, "c.json", &cfg);
+    let o = flowlab(&[
+        "run",
+        p.to_str().unwrap(),
+        "--out",
+        dir.join("runs").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("column(s) flat are constant"),
+        "{}",
+        stderr(&o)
+    );
+}

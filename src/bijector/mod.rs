@@ -24,6 +24,7 @@
 //! let (x_back, inv_log_det) = flow.inverse(&y, None).unwrap();
 //! ```
 pub mod autoregressive;
+pub mod batchnorm;
 pub mod checks;
 pub mod coupling;
 pub mod elementwise;

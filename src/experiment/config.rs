@@ -40,6 +40,15 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Clip the global gradient norm to this value (none by default).
     pub grad_clip: Option<f64>,
+    /// Stop when the model's validation criterion (its first `val/` metric, lower is better)
+    /// has not improved for `patience` logging steps; the best weights are kept.
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopping {
+    pub patience: i64,
 }
 
 impl Default for TrainConfig {
@@ -51,6 +60,7 @@ impl Default for TrainConfig {
             beta: BetaSchedule::default(),
             seed: 0,
             grad_clip: None,
+            early_stopping: None,
         }
     }
 }
@@ -235,6 +245,9 @@ impl ExperimentConfig {
                 b.start,
                 b.end
             );
+        }
+        if let Some(es) = &self.train.early_stopping {
+            positive(es.patience, "train.early_stopping.patience")?;
         }
         if self.runtime.threads < 1 {
             bail!(

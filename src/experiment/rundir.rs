@@ -177,6 +177,14 @@ impl RunDir {
     pub fn metrics_path(&self) -> PathBuf {
         self.path.join("metrics.json")
     }
+    /// Best weights so far under early stopping.
+    pub fn best_path(&self) -> PathBuf {
+        self.path.join("best.safetensors")
+    }
+    /// Early-stopping state: best value and step, checks without improvement.
+    pub fn early_stopping_path(&self) -> PathBuf {
+        self.path.join("early_stopping.json")
+    }
     pub fn scalars_path(&self) -> PathBuf {
         self.path.join("scalars.csv")
     }
@@ -192,16 +200,21 @@ impl RunDir {
         ExperimentConfig::load(&self.config_path())
     }
 
+    /// The model's variables, sorted by name.
+    pub fn save_weights(path: &Path, vs: &nn::VarStore) -> Result<()> {
+        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        save_tensors_atomic(path, &named)
+    }
+
     /// Weights and optimizer state, each file atomically.
     pub fn save_checkpoint(
         &self,
         vs: &nn::VarStore,
         optimizer_state: &[(String, Tensor)],
     ) -> Result<()> {
-        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
         save_tensors_atomic(&self.optimizer_path(), optimizer_state)?;
-        save_tensors_atomic(&self.model_path(), &named)
+        Self::save_weights(&self.model_path(), vs)
     }
 
     pub fn write_metrics(&self, metrics: &serde_json::Value) -> Result<()> {

@@ -119,6 +119,19 @@ pub fn train(
     let t0 = Instant::now();
     let lg = &cfg.logging;
     let mut last_checkpoint = start;
+    // Early stopping: (best value, its step, checks since), persisted for --resume.
+    let mut early: Option<(f64, i64, i64)> = None;
+    if opts.resume && dir.early_stopping_path().exists() {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.early_stopping_path())?)
+                .with_context(|| format!("{}", dir.early_stopping_path().display()))?;
+        early = Some((
+            v["best"].as_f64().unwrap_or(f64::INFINITY),
+            v["best_step"].as_i64().unwrap_or(0),
+            v["since"].as_i64().unwrap_or(0),
+        ));
+    }
+    let mut stopped_early = false;
     let mut step = start;
     while step < cfg.train.steps {
         tch::manual_seed(step_seed(cfg.train.seed, step));
@@ -179,8 +192,28 @@ pub fn train(
             for (name, v) in &losses.terms {
                 log.scalar(&format!("train/{name}"), v.double_value(&[]), step)?;
             }
-            for (name, v) in model.validation()? {
-                log.scalar(&format!("val/{name}"), v, step)?;
+            let validation = model.validation()?;
+            for (name, v) in &validation {
+                log.scalar(&format!("val/{name}"), *v, step)?;
+            }
+            if let (Some(es), Some((name, v))) = (&cfg.train.early_stopping, validation.first()) {
+                let (best, best_step, since) = early.unwrap_or((f64::INFINITY, step, 0));
+                let state = if *v < best {
+                    RunDir::save_weights(&dir.best_path(), model.var_store())?;
+                    (*v, step, 0)
+                } else {
+                    (best, best_step, since + 1)
+                };
+                early = Some(state);
+                let json = serde_json::json!({"metric": format!("val/{name}"), "best": state.0, "best_step": state.1, "since": state.2});
+                rundir::write_atomic(&dir.early_stopping_path(), json.to_string().as_bytes())?;
+                if state.2 >= es.patience {
+                    eprintln!(
+                        "early stopping at step {step}: val/{name} has not improved for {} checks (best {:.6} at step {})",
+                        es.patience, state.0, state.1
+                    );
+                    stopped_early = true;
+                }
             }
             log.scalar("train/beta", ctx.beta, step)?;
             log.scalar("train/lr", opt.lr(), step)?;
@@ -220,13 +253,24 @@ pub fn train(
             dir.save_checkpoint(model.var_store(), &opt.state())?;
             last_checkpoint = step;
         }
+        if stopped_early {
+            break;
+        }
     }
     progress.finish();
     let train_secs = t0.elapsed().as_secs_f64();
     let trained = step - start;
     dir.save_checkpoint(model.var_store(), &opt.state())?;
-
     let mut metrics = serde_json::Map::new();
+    if let Some((best, best_step, _)) = early {
+        // Evaluate, draw and keep the best weights: model.safetensors becomes them.
+        rundir::load_weights(model.var_store_mut(), &dir.best_path(), true)?;
+        RunDir::save_weights(&dir.model_path(), model.var_store())?;
+        metrics.insert("best_step".into(), serde_json::json!(best_step));
+        metrics.insert("best_val".into(), serde_json::json!(best));
+        metrics.insert("stopped_early".into(), serde_json::json!(stopped_early));
+    }
+
     for (k, v) in model.evaluate()? {
         metrics.insert(k, serde_json::json!(v));
     }

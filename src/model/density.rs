@@ -112,7 +112,7 @@ fn load_splits(data: &DataConfig) -> Result<(Tensor, Tensor, Tensor)> {
                 ok(*val_fraction) && ok(*test_fraction),
                 "model.density.data.csv: val_fraction and test_fraction must be in (0, 0.5)"
             );
-            let (_, table) = crate::data::csv::read_table(path)?;
+            let (header, table) = crate::data::csv::read_table(path)?;
             let n = table.size()[0];
             let n_val = ((n as f64) * val_fraction).round() as i64;
             let n_test = ((n as f64) * test_fraction).round() as i64;
@@ -126,8 +126,23 @@ fn load_splits(data: &DataConfig) -> Result<(Tensor, Tensor, Tensor)> {
             let rows = table
                 .to_kind(Kind::Float)
                 .index_select(0, &Tensor::from_slice(&order));
+            let train = rows.narrow(0, n_val + n_test, n - n_val - n_test);
+            // A constant column has no density (and cannot be standardized): name it.
+            let std = Vec::<f64>::try_from(train.to_kind(Kind::Double).std_dim(0, true, false))?;
+            let constant: Vec<&str> = std
+                .iter()
+                .zip(&header)
+                .filter(|(s, _)| **s <= 1e-12)
+                .map(|(_, h)| h.as_str())
+                .collect();
+            anyhow::ensure!(
+                constant.is_empty(),
+                "{}: column(s) {} are constant in the training split; drop them (a constant has no density)",
+                path.display(),
+                constant.join(", ")
+            );
             Ok((
-                rows.narrow(0, n_val + n_test, n - n_val - n_test),
+                train,
                 rows.narrow(0, 0, n_val),
                 rows.narrow(0, n_val, n_test),
             ))
@@ -224,7 +239,7 @@ impl Model for Density {
 
     fn loss(&mut self, ctx: &StepContext) -> Result<Losses> {
         let x = self.batch(ctx.batch_size);
-        let (u, log_det) = self.flow.bijector().inverse(&x, None)?;
+        let (u, log_det) = self.flow.training_bijector().inverse(&x, None)?;
         let lp = self.base.distribution(x.kind(), x.device()).log_prob(&u)? + &log_det;
         let loss = -lp.mean(Kind::Float);
         let mut terms = Vec::new();

@@ -53,6 +53,10 @@ impl FlowFit {
         let root = vs.root();
         let flow = FlowParams::build(&config.flow, &(&root / "flow"), DIM)
             .context("model.flow_fit.flow")?;
+        anyhow::ensure!(
+            !flow.has_batch_statistics(),
+            "model.flow_fit.flow: batchnorm needs data to take statistics from; use it in density models"
+        );
         let base = Base::build(&config.base, &root, DIM);
         Ok(FlowFit {
             config,

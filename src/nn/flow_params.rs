@@ -17,6 +17,10 @@ fn one() -> i64 {
     1
 }
 
+fn default_momentum() -> f64 {
+    0.1
+}
+
 fn default_hidden() -> Vec<i64> {
     vec![64, 64]
 }
@@ -81,6 +85,12 @@ pub enum LayerConfig {
         #[serde(default)]
         law: CouplingLaw,
     },
+    /// Batch normalization in the density direction (RealNVP, MAF): batch statistics while
+    /// training, running averages (updated with `momentum`) otherwise. Density models only.
+    Batchnorm {
+        #[serde(default = "default_momentum")]
+        momentum: f64,
+    },
     /// Learnable elementwise shift and log-scale.
     Affine {},
     /// Learnable PReLU (seed eq. 61), α = sigmoid(a) ∈ (0, 1).
@@ -121,6 +131,13 @@ enum Block {
     Coupling {
         nets: Vec<(tch::Tensor, Mlp)>,
         affine: bool,
+    },
+    BatchNorm {
+        log_gamma: tch::Tensor,
+        beta: tch::Tensor,
+        running_mean: tch::Tensor,
+        running_var: tch::Tensor,
+        momentum: f64,
     },
     Affine {
         shift: tch::Tensor,
@@ -210,6 +227,19 @@ impl FlowParams {
                         .collect();
                     Block::Coupling { nets, affine }
                 }
+                LayerConfig::Batchnorm { momentum } => {
+                    anyhow::ensure!(
+                        (0.0..=1.0).contains(momentum) && *momentum > 0.0,
+                        "flow[{i}]: batchnorm momentum must be in (0, 1], got {momentum}"
+                    );
+                    Block::BatchNorm {
+                        log_gamma: q.var("log_gamma", &[dim], nn::Init::Const(0.0)),
+                        beta: q.var("beta", &[dim], nn::Init::Const(0.0)),
+                        running_mean: q.zeros_no_train("running_mean", &[dim]),
+                        running_var: q.ones_no_train("running_var", &[dim]),
+                        momentum: *momentum,
+                    }
+                }
                 LayerConfig::Affine {} => Block::Affine {
                     shift: q.var("shift", &[dim], nn::Init::Const(0.0)),
                     log_scale: q.var("log_scale", &[dim], nn::Init::Const(0.0)),
@@ -235,6 +265,7 @@ impl FlowParams {
                     law: CouplingLaw::Additive,
                     ..
                 } => "additive_coupling",
+                LayerConfig::Batchnorm { .. } => "batchnorm",
                 LayerConfig::Affine {} => "affine",
                 LayerConfig::Prelu {} => "prelu",
                 LayerConfig::Sigmoid => "sigmoid",
@@ -259,8 +290,25 @@ impl FlowParams {
     }
 
     /// The flow as a chain of bijectors built from the current parameter values (cheap views;
-    /// call it once per step so gradients reach the parameters).
+    /// call it once per step so gradients reach the parameters), in evaluation mode.
     pub fn bijector(&self) -> Chain {
+        self.build_chain(false)
+    }
+
+    /// As [`bijector`](Self::bijector), with batch-statistics layers in training mode (their
+    /// density pass uses and records the batch's statistics).
+    pub fn training_bijector(&self) -> Chain {
+        self.build_chain(true)
+    }
+
+    /// True when some layer behaves differently in training (batch normalization).
+    pub fn has_batch_statistics(&self) -> bool {
+        self.blocks
+            .iter()
+            .any(|b| matches!(b, Block::BatchNorm { .. }))
+    }
+
+    fn build_chain(&self, training: bool) -> Chain {
         let mut layers: Vec<Box<dyn Bijector>> = Vec::with_capacity(self.names.len());
         for block in &self.blocks {
             match block {
@@ -290,6 +338,20 @@ impl FlowParams {
                         layers.push(Box::new(Coupling::new(mask, net.shallow_clone(), *affine)));
                     }
                 }
+                Block::BatchNorm {
+                    log_gamma,
+                    beta,
+                    running_mean,
+                    running_var,
+                    momentum,
+                } => layers.push(Box::new(crate::bijector::batchnorm::BatchNorm::new(
+                    log_gamma.shallow_clone(),
+                    beta.shallow_clone(),
+                    running_mean.shallow_clone(),
+                    running_var.shallow_clone(),
+                    *momentum,
+                    training,
+                ))),
                 Block::Affine { shift, log_scale } => layers.push(Box::new(Affine::new(
                     shift.shallow_clone(),
                     log_scale.shallow_clone(),
