@@ -19,7 +19,14 @@ fn random_flow(layers: &[LayerConfig], dim: i64, seed: i64) -> (nn::VarStore, Fl
     let flow = FlowParams::build(layers, &(vs.root() / "flow"), dim).unwrap();
     vs.double();
     tch::no_grad(|| {
-        for (_, mut v) in vs.variables() {
+        // Trainable parameters only: fixed ones (an LU permutation, signs) stay what they are.
+        let mut vars: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, v)| v.requires_grad())
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0)); // a fixed order: the same perturbation every run
+        for (_, mut v) in vars {
             let _ = v.g_add_(&(v.randn_like() * 0.3));
         }
     });
@@ -493,4 +500,75 @@ fn constant_columns_are_named() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn invertible_linear_in_both_forms_passes_the_checks_and_lu_equals_plain_at_init() {
+    for json in [
+        r#"{"linear": {"lu": true}}"#,
+        r#"{"linear": {"lu": false}}"#,
+    ] {
+        let (_vs, flow) = random_flow(&[layer(json)], 2, 9);
+        check_three(&flow.bijector(), json);
+    }
+    // Same seed: the LU form and the plain form start as the same rotation.
+    let build = |lu: bool| {
+        tch::manual_seed(10);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let flow =
+            FlowParams::build(&[LayerConfig::Linear { lu }], &(vs.root() / "flow"), 5).unwrap();
+        let x = Tensor::randn([7, 5], (Kind::Float, Device::Cpu));
+        let (y, ld) = flow.bijector().forward(&x, None).unwrap();
+        (vs, y, ld)
+    };
+    let (_a, y_lu, ld_lu) = build(true);
+    let (_b, y_plain, ld_plain) = build(false);
+    assert!(y_lu.allclose(&y_plain, 1e-5, 1e-5, false));
+    assert!(
+        ld_lu.abs().max().double_value(&[]) < 1e-5,
+        "a rotation has ln|det| = 0"
+    );
+    assert!(ld_plain.abs().max().double_value(&[]) < 1e-5);
+}
+
+#[test]
+fn linear_log_det_equals_slogdet_in_5_d() {
+    use flowlab::bijector::linear::{InvertibleLinear, LinearWeight};
+    tch::manual_seed(12);
+    let w = Tensor::randn([5, 5], (Kind::Double, Device::Cpu));
+    let f = InvertibleLinear::new(LinearWeight::Plain(w.shallow_clone()));
+    let x = Tensor::randn([3, 5], (Kind::Double, Device::Cpu));
+    let (_, ld) = f.forward(&x, None).unwrap();
+    let (_, logabsdet) = w.slogdet();
+    assert!((ld.double_value(&[0]) - logabsdet.double_value(&[])).abs() < 1e-12);
+    assert!(log_det_error(&f, &x, None).unwrap() < 1e-10);
+    let rt = round_trip(&f, &x, None).unwrap();
+    assert!(rt.max_abs_error < 1e-10);
+}
+
+#[test]
+fn actnorm_initializes_from_the_first_batch() {
+    tch::manual_seed(13);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let layers = [
+        layer(r#"{"actnorm": {}}"#),
+        layer(r#"{"linear": {}}"#),
+        layer(r#"{"actnorm": {}}"#),
+    ];
+    let flow = FlowParams::build(&layers, &(vs.root() / "flow"), 3).unwrap();
+    let x = Tensor::randn([2000, 3], (Kind::Float, Device::Cpu))
+        * Tensor::from_slice(&[5.0f32, 0.1, 2.0])
+        + Tensor::from_slice(&[-3.0f32, 8.0, 0.5]);
+    assert_eq!(flow.data_init(&x).unwrap(), 2);
+    // Each ActNorm standardizes what it passes towards the base, so the base side does too.
+    let (u, _) = tch::no_grad(|| flow.bijector().inverse(&x, None)).unwrap();
+    let m = Vec::<f64>::try_from(u.mean_dim(0, false, Kind::Double)).unwrap();
+    let v = Vec::<f64>::try_from(u.to_kind(Kind::Double).var_dim(0, false, false)).unwrap();
+    assert!(
+        m.iter().all(|x| x.abs() < 1e-4) && v.iter().all(|x| (x - 1.0).abs() < 1e-3),
+        "mean {m:?} var {v:?}"
+    );
+    // Saved with the weights: a second call (or a reloaded model) does not re-initialize.
+    assert_eq!(flow.data_init(&(x * 3.0)).unwrap(), 0);
+    assert_eq!(vs.variables()["flow.0.initialized"].double_value(&[0]), 1.0);
 }

@@ -28,6 +28,7 @@ pub mod batchnorm;
 pub mod checks;
 pub mod coupling;
 pub mod elementwise;
+pub mod linear;
 pub mod planar;
 pub mod radial;
 

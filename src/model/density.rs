@@ -239,6 +239,10 @@ impl Model for Density {
 
     fn loss(&mut self, ctx: &StepContext) -> Result<Losses> {
         let x = self.batch(ctx.batch_size);
+        if ctx.step == 0 {
+            // ActNorm's data-dependent initialization, on the first batch (Glow §3.1).
+            self.flow.data_init(&x)?;
+        }
         let (u, log_det) = self.flow.training_bijector().inverse(&x, None)?;
         let lp = self.base.distribution(x.kind(), x.device()).log_prob(&u)? + &log_det;
         let loss = -lp.mean(Kind::Float);

@@ -17,6 +17,10 @@ fn one() -> i64 {
     1
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn default_momentum() -> f64 {
     0.1
 }
@@ -91,6 +95,15 @@ pub enum LayerConfig {
         #[serde(default = "default_momentum")]
         momentum: f64,
     },
+    /// Glow's invertible 1×1 convolution for vectors: an invertible linear map, LU-parameterized
+    /// (`"lu": true`, O(D) log-det) or a plain matrix; initialized to a random rotation.
+    Linear {
+        #[serde(default = "yes")]
+        lu: bool,
+    },
+    /// Glow's ActNorm: a per-feature affine map whose first data batch sets it so that the
+    /// activations it passes on (towards the base) have zero mean and unit variance.
+    Actnorm {},
     /// Learnable elementwise shift and log-scale.
     Affine {},
     /// Learnable PReLU (seed eq. 61), α = sigmoid(a) ∈ (0, 1).
@@ -139,6 +152,13 @@ enum Block {
         running_var: tch::Tensor,
         momentum: f64,
     },
+    Linear(LinearParams),
+    ActNorm {
+        shift: tch::Tensor,
+        log_scale: tch::Tensor,
+        /// 0 until the first data batch has set shift and scale; saved with the weights.
+        initialized: tch::Tensor,
+    },
     Affine {
         shift: tch::Tensor,
         log_scale: tch::Tensor,
@@ -149,6 +169,65 @@ enum Block {
     Sigmoid,
     Tanh,
     Exp,
+}
+
+enum LinearParams {
+    Plain(tch::Tensor),
+    Lu {
+        p: tch::Tensor,
+        lower: tch::Tensor,
+        upper: tch::Tensor,
+        log_s: tch::Tensor,
+        sign_s: tch::Tensor,
+    },
+}
+
+impl LinearParams {
+    /// A random rotation (QR of a Gaussian matrix), as a plain matrix or in LU form.
+    fn build(q: &nn::Path, dim: i64, lu: bool) -> Self {
+        let (rot, _) = tch::Tensor::linalg_qr(
+            &tch::Tensor::randn([dim, dim], (tch::Kind::Float, tch::Device::Cpu)),
+            "reduced",
+        );
+        let rot = rot.to_device(q.device());
+        if !lu {
+            return LinearParams::Plain(q.var_copy("weight", &rot));
+        }
+        let (p, l, u) = tch::Tensor::linalg_lu(&rot, true);
+        let s = u.diagonal(0, 0, 1);
+        let fixed = |name: &str, t: &tch::Tensor| {
+            let mut v = q.zeros_no_train(name, &t.size());
+            tch::no_grad(|| v.copy_(t));
+            v
+        };
+        LinearParams::Lu {
+            p: fixed("p", &p),
+            lower: q.var_copy("lower", &l.tril(-1)),
+            upper: q.var_copy("upper", &u.triu(1)),
+            log_s: q.var_copy("log_s", &s.abs().log()),
+            sign_s: fixed("sign_s", &s.sign()),
+        }
+    }
+
+    fn bijector(&self) -> crate::bijector::linear::InvertibleLinear {
+        use crate::bijector::linear::{InvertibleLinear, LinearWeight};
+        InvertibleLinear::new(match self {
+            LinearParams::Plain(w) => LinearWeight::Plain(w.shallow_clone()),
+            LinearParams::Lu {
+                p,
+                lower,
+                upper,
+                log_s,
+                sign_s,
+            } => LinearWeight::Lu {
+                p: p.shallow_clone(),
+                lower: lower.shallow_clone(),
+                upper: upper.shallow_clone(),
+                log_s: log_s.shallow_clone(),
+                sign_s: sign_s.shallow_clone(),
+            },
+        })
+    }
 }
 
 /// The learnable parameters of a flow; `bijector()` assembles the current layers.
@@ -240,6 +319,12 @@ impl FlowParams {
                         momentum: *momentum,
                     }
                 }
+                LayerConfig::Linear { lu } => Block::Linear(LinearParams::build(&q, dim, *lu)),
+                LayerConfig::Actnorm {} => Block::ActNorm {
+                    shift: q.var("shift", &[dim], nn::Init::Const(0.0)),
+                    log_scale: q.var("log_scale", &[dim], nn::Init::Const(0.0)),
+                    initialized: q.zeros_no_train("initialized", &[1]),
+                },
                 LayerConfig::Affine {} => Block::Affine {
                     shift: q.var("shift", &[dim], nn::Init::Const(0.0)),
                     log_scale: q.var("log_scale", &[dim], nn::Init::Const(0.0)),
@@ -266,6 +351,9 @@ impl FlowParams {
                     ..
                 } => "additive_coupling",
                 LayerConfig::Batchnorm { .. } => "batchnorm",
+                LayerConfig::Linear { lu: true } => "linear_lu",
+                LayerConfig::Linear { lu: false } => "linear",
+                LayerConfig::Actnorm {} => "actnorm",
                 LayerConfig::Affine {} => "affine",
                 LayerConfig::Prelu {} => "prelu",
                 LayerConfig::Sigmoid => "sigmoid",
@@ -299,6 +387,58 @@ impl FlowParams {
     /// density pass uses and records the batch's statistics).
     pub fn training_bijector(&self) -> Chain {
         self.build_chain(true)
+    }
+
+    /// Data-dependent initialization (Glow's ActNorm): passes `x` through the flow in the density
+    /// direction and sets every ActNorm block not yet initialized so that what it passes on has
+    /// zero mean and unit variance per feature. Returns how many blocks it set.
+    pub fn data_init(&self, x: &tch::Tensor) -> anyhow::Result<usize> {
+        let mut done = 0;
+        tch::no_grad(|| -> anyhow::Result<()> {
+            let chain = self.build_chain(false);
+            let layers = chain.layers();
+            // Layer index ranges of each block, in forward order.
+            let mut ranges = Vec::new();
+            let mut start = 0;
+            for block in &self.blocks {
+                let n = match block {
+                    Block::Planar { u, .. } => u.size()[0] as usize,
+                    Block::Radial { z0, .. } => z0.size()[0] as usize,
+                    Block::Maf { mades, .. } => mades.len(),
+                    Block::Coupling { nets, .. } => nets.len(),
+                    _ => 1,
+                };
+                ranges.push(start..start + n);
+                start += n;
+            }
+            let mut y = x.shallow_clone();
+            for (block, range) in self.blocks.iter().zip(ranges).rev() {
+                if let Block::ActNorm {
+                    shift,
+                    log_scale,
+                    initialized,
+                } = block
+                {
+                    if initialized.double_value(&[0]) == 0.0 {
+                        // Density direction: u = (y − shift)·exp(−log_scale) → mean 0, variance 1.
+                        let (mut s, mut l, mut i) = (
+                            shift.shallow_clone(),
+                            log_scale.shallow_clone(),
+                            initialized.shallow_clone(),
+                        );
+                        s.copy_(&y.mean_dim(0, false, y.kind()));
+                        l.copy_(&y.std_dim(0, false, false).clamp_min(1e-6).log());
+                        let _ = i.fill_(1.0);
+                        done += 1;
+                    }
+                }
+                for layer in layers[range].iter().rev() {
+                    y = layer.inverse(&y, None)?.0;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(done)
     }
 
     /// True when some layer behaves differently in training (batch normalization).
@@ -351,6 +491,13 @@ impl FlowParams {
                     running_var.shallow_clone(),
                     *momentum,
                     training,
+                ))),
+                Block::Linear(params) => layers.push(Box::new(params.bijector())),
+                Block::ActNorm {
+                    shift, log_scale, ..
+                } => layers.push(Box::new(Affine::new(
+                    shift.shallow_clone(),
+                    log_scale.shallow_clone(),
                 ))),
                 Block::Affine { shift, log_scale } => layers.push(Box::new(Affine::new(
                     shift.shallow_clone(),
