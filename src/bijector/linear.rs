@@ -6,6 +6,7 @@
 //! - LU (Glow eq. 10): W = P L (U + diag(s)), P a fixed permutation, L unit lower triangular, U
 //!   strictly upper triangular, so ln|det W| = Σ ln|s_i| costs O(D) and W⁻¹ is two triangular
 //!   solves.
+//!
 //! Both start from the same random rotation, so at initialization they are the same map.
 //!
 //! ActNorm (§3.1) is the elementwise [`Affine`](super::elementwise::Affine) map with a
