@@ -222,7 +222,7 @@ impl Model for Poisoned {
     fn data_dim(&self) -> i64 {
         1
     }
-    fn sample(&self, _: i64) -> anyhow::Result<Tensor> {
+    fn sample(&self, _: i64, _: f64) -> anyhow::Result<Tensor> {
         anyhow::bail!("no sampling")
     }
     fn log_prob(&self, _: &Tensor) -> anyhow::Result<Tensor> {

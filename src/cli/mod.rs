@@ -58,6 +58,9 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 0)]
         seed: i64,
+        /// Sampling temperature: the base noise is scaled by T (Glow); 1 samples the model.
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
     },
     /// Evaluate ln p(x) of a trained model on each row of a CSV.
     LogProb {
@@ -140,11 +143,16 @@ pub fn main() -> Result<()> {
             n,
             out,
             seed,
+            temperature,
         } => {
+            anyhow::ensure!(
+                temperature.is_finite() && temperature >= 0.0,
+                "--temperature must be ≥ 0, got {temperature}"
+            );
             anyhow::ensure!(n > 0, "-n must be positive, got {n}");
             let (_, model) = load_run(&run_dir)?;
             tch::manual_seed(seed);
-            let x = model.sample(n)?;
+            let x = model.sample(n, temperature)?;
             let header: Vec<String> = (1..=model.data_dim()).map(|i| format!("x{i}")).collect();
             flowlab::data::csv::write_matrix(&out, &header, &x)?;
             eprintln!("wrote {n} samples to {}", out.display());

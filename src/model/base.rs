@@ -35,6 +35,16 @@ impl Base {
         Base { dim, params }
     }
 
+    /// `n` samples at temperature `t` (Glow §5: the base's noise scaled by t; t = 1 is plain
+    /// sampling), without gradients.
+    pub fn sample_tempered(&self, n: i64, t: f64, kind: tch::Kind, device: tch::Device) -> Tensor {
+        let eps = Tensor::randn([n, self.dim], (kind, device)) * t;
+        match &self.params {
+            None => eps,
+            Some((loc, log_scale)) => tch::no_grad(|| loc + log_scale.exp() * eps),
+        }
+    }
+
     /// The distribution with the current parameters; `kind`/`device` are used by N(0, I).
     pub fn distribution(&self, kind: tch::Kind, device: tch::Device) -> Box<dyn Distribution> {
         match &self.params {

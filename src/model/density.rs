@@ -344,8 +344,11 @@ impl Model for Density {
         self.dim
     }
 
-    fn sample(&self, n: i64) -> Result<Tensor> {
-        let z = self.distribution().sample(n)?;
+    fn sample(&self, n: i64, t: f64) -> Result<Tensor> {
+        let u = self
+            .base
+            .sample_tempered(n, t, Kind::Float, self.vs.device());
+        let z = tch::no_grad(|| self.flow.bijector().forward(&u, None))?.0;
         Ok(match &self.standardize {
             Some((m, s)) => z * s + m,
             None => z,

@@ -215,8 +215,11 @@ impl Model for FlowFit {
         DIM
     }
 
-    fn sample(&self, n: i64) -> Result<Tensor> {
-        Ok(self.distribution().sample(n)?)
+    fn sample(&self, n: i64, t: f64) -> Result<Tensor> {
+        let z0 = self
+            .base
+            .sample_tempered(n, t, self.kind(), self.vs.device());
+        Ok(tch::no_grad(|| self.flow.bijector().forward(&z0, None))?.0)
     }
 
     fn log_prob(&self, x: &Tensor) -> Result<Tensor> {

@@ -48,8 +48,8 @@ pub trait Model {
     fn snapshot(&self) -> Result<Option<RgbImage>>;
     /// Width of one sample (columns of `sample` and `log_prob` CSVs).
     fn data_dim(&self) -> i64;
-    /// `n` samples from the model, `[n, data_dim]`.
-    fn sample(&self, n: i64) -> Result<Tensor>;
+    /// `n` samples from the model, `[n, data_dim]`, at temperature `t` (1: the model itself).
+    fn sample(&self, n: i64, t: f64) -> Result<Tensor>;
     /// ln p(x) per row of `x: [n, data_dim]`.
     fn log_prob(&self, x: &Tensor) -> Result<Tensor>;
     /// The model's flow (current parameters) with a name per layer, for `flowlab check`.
