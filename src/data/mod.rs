@@ -1,3 +1,4 @@
-//! Data in and out: numeric CSV tables.
+//! Data in and out: numeric CSV tables, toy 2-D sets, MNIST (IDX).
 pub mod csv;
+pub mod mnist;
 pub mod toy;
