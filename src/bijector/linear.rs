@@ -15,16 +15,48 @@ use super::{expect_dim, Bijector, FlowResult};
 use tch::Tensor;
 
 /// How the weight is given.
+/// Glow's LU form: P fixed, `lower`/`upper` masked to their strict triangles here, s = sign_s ⊙
+/// exp(log_s) on the diagonal (sign fixed, log|s| learned).
+pub struct LuWeight {
+    pub p: Tensor,
+    pub lower: Tensor,
+    pub upper: Tensor,
+    pub log_s: Tensor,
+    pub sign_s: Tensor,
+}
+
 pub enum LinearWeight {
     Plain(Tensor),
-    /// (P, L raw, U raw, log|s|, sign s): L and U are masked to their triangles here.
-    Lu {
-        p: Tensor,
-        lower: Tensor,
-        upper: Tensor,
-        log_s: Tensor,
-        sign_s: Tensor,
-    },
+    Lu(LuWeight),
+}
+
+impl LinearWeight {
+    /// A copy sharing the same tensors.
+    pub fn shallow_clone(&self) -> Self {
+        match self {
+            LinearWeight::Plain(w) => LinearWeight::Plain(w.shallow_clone()),
+            LinearWeight::Lu(lu) => LinearWeight::Lu(LuWeight {
+                p: lu.p.shallow_clone(),
+                lower: lu.lower.shallow_clone(),
+                upper: lu.upper.shallow_clone(),
+                log_s: lu.log_s.shallow_clone(),
+                sign_s: lu.sign_s.shallow_clone(),
+            }),
+        }
+    }
+}
+
+impl LuWeight {
+    /// (P, L, U') with W = P L U', L unit lower triangular, U' = U + diag(s) upper triangular.
+    fn factors(&self) -> (Tensor, Tensor, Tensor) {
+        let eye = Tensor::eye(
+            self.log_s.size()[0],
+            (self.log_s.kind(), self.log_s.device()),
+        );
+        let l = self.lower.tril(-1) + &eye;
+        let u = self.upper.triu(1) + (&self.sign_s * self.log_s.exp()).diag_embed(0, -2, -1);
+        (self.p.shallow_clone(), l, u)
+    }
 }
 
 pub struct InvertibleLinear {
@@ -40,17 +72,8 @@ impl InvertibleLinear {
     pub fn matrix(&self) -> Tensor {
         match &self.weight {
             LinearWeight::Plain(w) => w.shallow_clone(),
-            LinearWeight::Lu {
-                p,
-                lower,
-                upper,
-                log_s,
-                sign_s,
-            } => {
-                let d = log_s.size()[0];
-                let eye = Tensor::eye(d, (log_s.kind(), log_s.device()));
-                let l = lower.tril(-1) + &eye;
-                let u = upper.triu(1) + (sign_s * log_s.exp()).diag_embed(0, -2, -1);
+            LinearWeight::Lu(lu) => {
+                let (p, l, u) = lu.factors();
                 p.matmul(&l).matmul(&u)
             }
         }
@@ -60,14 +83,14 @@ impl InvertibleLinear {
     pub fn log_abs_det(&self) -> Tensor {
         match &self.weight {
             LinearWeight::Plain(w) => w.slogdet().1,
-            LinearWeight::Lu { log_s, .. } => log_s.sum(log_s.kind()),
+            LinearWeight::Lu(lu) => lu.log_s.sum(lu.log_s.kind()),
         }
     }
 
     fn dim(&self) -> i64 {
         match &self.weight {
             LinearWeight::Plain(w) => w.size()[0],
-            LinearWeight::Lu { log_s, .. } => log_s.size()[0],
+            LinearWeight::Lu(lu) => lu.log_s.size()[0],
         }
     }
 }
@@ -87,18 +110,9 @@ impl Bijector for InvertibleLinear {
         expect_dim(y, self.dim(), "linear")?;
         let x = match &self.weight {
             LinearWeight::Plain(w) => Tensor::linalg_solve(w, &y.tr(), true).tr(),
-            LinearWeight::Lu {
-                p,
-                lower,
-                upper,
-                log_s,
-                sign_s,
-            } => {
+            LinearWeight::Lu(lu) => {
                 // W x = y with W = P L U': x = U'⁻¹ L⁻¹ Pᵀ y, two triangular solves.
-                let d = log_s.size()[0];
-                let eye = Tensor::eye(d, (log_s.kind(), log_s.device()));
-                let l = lower.tril(-1) + &eye;
-                let u = upper.triu(1) + (sign_s * log_s.exp()).diag_embed(0, -2, -1);
+                let (p, l, u) = lu.factors();
                 let b = p.tr().matmul(&y.tr());
                 let z = l.linalg_solve_triangular(&b, false, true, true);
                 u.linalg_solve_triangular(&z, true, true, false).tr()
@@ -113,7 +127,7 @@ impl Bijector for InvertibleLinear {
     fn name(&self) -> String {
         match self.weight {
             LinearWeight::Plain(_) => "linear".into(),
-            LinearWeight::Lu { .. } => "linear_lu".into(),
+            LinearWeight::Lu(_) => "linear_lu".into(),
         }
     }
 

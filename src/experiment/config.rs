@@ -265,32 +265,10 @@ impl ExperimentConfig {
         }
         match &self.model {
             ModelConfig::FlowFit(m) => {
-                if m.flow.is_empty() {
-                    bail!("field `model.flow_fit.flow`: needs at least one layer");
-                }
-                for (i, l) in m.flow.iter().enumerate() {
-                    if l.count() < 1 {
-                        bail!(
-                            "field `model.flow_fit.flow[{i}]`: length must be at least 1, got {}",
-                            l.count()
-                        );
-                    }
-                }
+                validate_flow(&m.flow, "model.flow_fit.flow")?;
                 positive(m.eval_samples, "model.flow_fit.eval_samples")?;
             }
-            ModelConfig::Density(m) => {
-                if m.flow.is_empty() {
-                    bail!("field `model.density.flow`: needs at least one layer");
-                }
-                for (i, l) in m.flow.iter().enumerate() {
-                    if l.count() < 1 {
-                        bail!(
-                            "field `model.density.flow[{i}]`: length must be at least 1, got {}",
-                            l.count()
-                        );
-                    }
-                }
-            }
+            ModelConfig::Density(m) => validate_flow(&m.flow, "model.density.flow")?,
         }
         Ok(())
     }
@@ -304,6 +282,22 @@ impl ExperimentConfig {
     pub fn to_pretty_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
+}
+
+/// A flow needs at least one layer, each of length at least 1.
+fn validate_flow(flow: &[crate::nn::flow_params::LayerConfig], field: &str) -> Result<()> {
+    if flow.is_empty() {
+        bail!("field `{field}`: needs at least one layer");
+    }
+    for (i, l) in flow.iter().enumerate() {
+        if l.count() < 1 {
+            bail!(
+                "field `{field}[{i}]`: length must be at least 1, got {}",
+                l.count()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Resolves the device choice; `cuda` without a GPU is an error, not a silent fallback.

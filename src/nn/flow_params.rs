@@ -6,6 +6,7 @@
 use crate::bijector::autoregressive::MaskedAutoregressive;
 use crate::bijector::coupling::{alternating_mask, Coupling};
 use crate::bijector::elementwise::{Affine, Exp, PReLU, Sigmoid, Tanh};
+use crate::bijector::linear::{InvertibleLinear, LinearWeight, LuWeight};
 use crate::bijector::planar::PlanarFlow;
 use crate::bijector::radial::RadialFlow;
 use crate::bijector::{Bijector, Chain, Invert};
@@ -152,7 +153,7 @@ enum Block {
         running_var: tch::Tensor,
         momentum: f64,
     },
-    Linear(LinearParams),
+    Linear(LinearWeight),
     ActNorm {
         shift: tch::Tensor,
         log_scale: tch::Tensor,
@@ -171,63 +172,30 @@ enum Block {
     Exp,
 }
 
-enum LinearParams {
-    Plain(tch::Tensor),
-    Lu {
-        p: tch::Tensor,
-        lower: tch::Tensor,
-        upper: tch::Tensor,
-        log_s: tch::Tensor,
-        sign_s: tch::Tensor,
-    },
-}
-
-impl LinearParams {
-    /// A random rotation (QR of a Gaussian matrix), as a plain matrix or in LU form.
-    fn build(q: &nn::Path, dim: i64, lu: bool) -> Self {
-        let (rot, _) = tch::Tensor::linalg_qr(
-            &tch::Tensor::randn([dim, dim], (tch::Kind::Float, tch::Device::Cpu)),
-            "reduced",
-        );
-        let rot = rot.to_device(q.device());
-        if !lu {
-            return LinearParams::Plain(q.var_copy("weight", &rot));
-        }
-        let (p, l, u) = tch::Tensor::linalg_lu(&rot, true);
-        let s = u.diagonal(0, 0, 1);
-        let fixed = |name: &str, t: &tch::Tensor| {
-            let mut v = q.zeros_no_train(name, &t.size());
-            tch::no_grad(|| v.copy_(t));
-            v
-        };
-        LinearParams::Lu {
-            p: fixed("p", &p),
-            lower: q.var_copy("lower", &l.tril(-1)),
-            upper: q.var_copy("upper", &u.triu(1)),
-            log_s: q.var_copy("log_s", &s.abs().log()),
-            sign_s: fixed("sign_s", &s.sign()),
-        }
+/// A random rotation (QR of a Gaussian matrix), as a plain matrix or in Glow's LU form.
+fn build_linear(q: &nn::Path, dim: i64, lu: bool) -> LinearWeight {
+    let (rot, _) = tch::Tensor::linalg_qr(
+        &tch::Tensor::randn([dim, dim], (tch::Kind::Float, tch::Device::Cpu)),
+        "reduced",
+    );
+    let rot = rot.to_device(q.device());
+    if !lu {
+        return LinearWeight::Plain(q.var_copy("weight", &rot));
     }
-
-    fn bijector(&self) -> crate::bijector::linear::InvertibleLinear {
-        use crate::bijector::linear::{InvertibleLinear, LinearWeight};
-        InvertibleLinear::new(match self {
-            LinearParams::Plain(w) => LinearWeight::Plain(w.shallow_clone()),
-            LinearParams::Lu {
-                p,
-                lower,
-                upper,
-                log_s,
-                sign_s,
-            } => LinearWeight::Lu {
-                p: p.shallow_clone(),
-                lower: lower.shallow_clone(),
-                upper: upper.shallow_clone(),
-                log_s: log_s.shallow_clone(),
-                sign_s: sign_s.shallow_clone(),
-            },
-        })
-    }
+    let (p, l, u) = tch::Tensor::linalg_lu(&rot, true);
+    let s = u.diagonal(0, 0, 1);
+    let fixed = |name: &str, t: &tch::Tensor| {
+        let mut v = q.zeros_no_train(name, &t.size());
+        tch::no_grad(|| v.copy_(t));
+        v
+    };
+    LinearWeight::Lu(LuWeight {
+        p: fixed("p", &p),
+        lower: q.var_copy("lower", &l.tril(-1)),
+        upper: q.var_copy("upper", &u.triu(1)),
+        log_s: q.var_copy("log_s", &s.abs().log()),
+        sign_s: fixed("sign_s", &s.sign()),
+    })
 }
 
 /// The learnable parameters of a flow; `bijector()` assembles the current layers.
@@ -319,7 +287,7 @@ impl FlowParams {
                         momentum: *momentum,
                     }
                 }
-                LayerConfig::Linear { lu } => Block::Linear(LinearParams::build(&q, dim, *lu)),
+                LayerConfig::Linear { lu } => Block::Linear(build_linear(&q, dim, *lu)),
                 LayerConfig::Actnorm {} => Block::ActNorm {
                     shift: q.var("shift", &[dim], nn::Init::Const(0.0)),
                     log_scale: q.var("log_scale", &[dim], nn::Init::Const(0.0)),
@@ -492,7 +460,7 @@ impl FlowParams {
                     *momentum,
                     training,
                 ))),
-                Block::Linear(params) => layers.push(Box::new(params.bijector())),
+                Block::Linear(w) => layers.push(Box::new(InvertibleLinear::new(w.shallow_clone()))),
                 Block::ActNorm {
                     shift, log_scale, ..
                 } => layers.push(Box::new(Affine::new(
