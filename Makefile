@@ -38,6 +38,7 @@ test: setup-test
 
 bench: setup-bench build
 	bash bench/planar_vs_normflows.sh
+	bash bench/maf_vs_pytorch.sh
 
 # Real tables from scikit-learn (bundled, no download) as CSV under data/tabular/.
 data: setup

@@ -46,7 +46,7 @@ impl Adam {
         for (_, p, _, _) in &mut self.slots {
             let mut g = p.grad();
             if g.defined() {
-                let _ = g.detach_().zero_();
+                let _ = g.zero_();
             }
         }
     }
@@ -58,13 +58,13 @@ impl Adam {
             .iter()
             .filter_map(|(_, p, _, _)| {
                 let g = p.grad();
-                g.defined().then(|| g.square().sum(Kind::Float))
+                g.defined().then(|| g.norm().to_kind(Kind::Float))
             })
             .collect();
         if sq.is_empty() {
             return Tensor::from(0f32);
         }
-        Tensor::stack(&sq, 0).sum(Kind::Float).sqrt()
+        Tensor::stack(&sq, 0).norm()
     }
 
     /// Scales gradients so their global norm is at most `max_norm`, given the current norm.
@@ -80,6 +80,8 @@ impl Adam {
         }
     }
 
+    /// One Adam step. Written with fused in-place ops (lerp, addcdiv): 7 dispatches per
+    /// parameter instead of 13, which matters for models of many small tensors.
     pub fn step(&mut self) {
         self.step += 1;
         let AdamConfig {
@@ -91,6 +93,8 @@ impl Adam {
         } = self.cfg;
         let bc1 = 1.0 - beta1.powi(self.step as i32);
         let bc2 = 1.0 - beta2.powi(self.step as i32);
+        // p −= s · m / (√v + ε√bc2), s = lr √bc2 / bc1: the bias corrections folded into scalars.
+        let s = lr * bc2.sqrt() / bc1;
         tch::no_grad(|| {
             for (_, p, m, v) in &mut self.slots {
                 let mut g = p.grad();
@@ -100,10 +104,13 @@ impl Adam {
                 if weight_decay > 0.0 {
                     g = &g + &*p * weight_decay;
                 }
-                let _ = m.g_mul_scalar_(beta1).g_add_(&(&g * (1.0 - beta1)));
-                let _ = v.g_mul_scalar_(beta2).g_add_(&(g.square() * (1.0 - beta2)));
-                let denom = (&*v / bc2).sqrt() + eps;
-                let _ = p.g_sub_(&(&*m / &denom * (lr / bc1)));
+                let _ = m.lerp_(&g, 1.0 - beta1);
+                let _ = v.lerp_(&g.square(), 1.0 - beta2);
+                let mut denom = v.sqrt();
+                let _ = denom
+                    .g_add_scalar_(eps * bc2.sqrt())
+                    .g_mul_scalar_(-1.0 / s);
+                let _ = p.addcdiv_(m, &denom);
             }
         });
     }
