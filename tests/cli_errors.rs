@@ -66,8 +66,7 @@ fn config_errors_name_the_file_and_the_field() {
         ),
     ];
     for (file, text, needles) in cases {
-        let p = write(&dir, file, &text);
-        let o = flowlab(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let o = run_config(&dir, file, &text);
         assert_clean_failure(&o, &needles);
     }
     let o = flowlab(&[

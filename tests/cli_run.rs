@@ -258,13 +258,12 @@ fn plot_density_draws_the_seed_figure_one_and_rejects_bad_parameters() {
 #[test]
 fn radial_flows_train_too() {
     let dir = scratch("radial");
-    let cfg = write(
+    let o = run_config(
         &dir,
         "r.json",
         &tiny_config("r", 8, 200).replace("planar", "radial"),
     );
     let out = dir.join("runs");
-    let o = flowlab(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let kl = metrics(&out.join("r"))["kl"].as_f64().unwrap();
     assert!(kl.is_finite() && kl > -0.05, "kl = {kl}");

@@ -189,9 +189,8 @@ fn a_short_realnvp_run_on_two_moons_learns_the_density() {
   "runtime": { "threads": 1, "device": "cpu" },
   "logging": { "log_every": 100, "image_every": 500, "checkpoint_every": 500 }
 }"#;
-    let p = write(&dir, "moons.json", cfg);
+    let o = run_config(&dir, "moons.json", cfg);
     let out = dir.join("runs");
-    let o = flowlab(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = metrics(&out.join("moons"));
     // The flow starts as the identity, i.e. N(0, I), which scores `baseline` nats on moons data.
@@ -252,9 +251,8 @@ fn a_table_is_standardized_and_log_prob_comes_back_in_data_units() {
   "logging": {{ "log_every": 100, "image_every": 0, "checkpoint_every": 400 }} }}"#,
         data.display()
     );
-    let p = write(&dir, "t.json", &cfg);
+    let o = run_config(&dir, "t.json", &cfg);
     let out = dir.join("runs");
-    let o = flowlab(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Held-out rows from the same Gaussian: the mean log-density in data units must approach −H,
     // H = ½ ln det(2πe Σ) with det Σ = (2 · 0.3 · 20)² = 144.
@@ -330,8 +328,7 @@ fn bad_tables_are_named_with_row_and_column() {
             r#"{{ "name": "b", "model": {{ "density": {{ "data": {{ "csv": {{ "path": "{}" }} }}, "flow": [{{ "affine": {{}} }}] }} }} }}"#,
             data.display()
         );
-        let p = write(&dir, "b.json", &cfg);
-        let o = flowlab(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let o = run_config(&dir, "b.json", &cfg);
         assert!(!o.status.success());
         let err = stderr(&o);
         assert!(err.contains(file) && err.contains(needle), "{err}");
@@ -404,13 +401,7 @@ fn batchnorm_is_refused_where_there_is_no_data() {
         r#"[{ "planar": { "length": 2 } }]"#,
         r#"[{ "planar": { "length": 2 } }, { "batchnorm": {} }]"#,
     );
-    let p = write(&dir, "bn.json", &cfg);
-    let o = flowlab(&[
-        "run",
-        p.to_str().unwrap(),
-        "--out",
-        dir.join("runs").to_str().unwrap(),
-    ]);
+    let o = run_config(&dir, "bn.json", &cfg);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("batchnorm needs data"),
@@ -434,9 +425,8 @@ fn early_stopping_keeps_the_best_validation_weights() {
   "logging": {{ "log_every": 20, "image_every": 0, "checkpoint_every": 100 }} }}"#,
         data.display()
     );
-    let p = write(&dir, "e.json", &cfg);
+    let o = run_config(&dir, "e.json", &cfg);
     let out = dir.join("runs");
-    let o = flowlab(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("early stopping at step"),
@@ -487,13 +477,7 @@ fn constant_columns_are_named() {
         r#"{{ "name": "c", "model": {{ "density": {{ "data": {{ "csv": {{ "path": "{}" }} }}, "flow": [{{ "affine": {{}} }}] }} }} }}"#,
         data.display()
     );
-    let p = write(&dir, "c.json", &cfg);
-    let o = flowlab(&[
-        "run",
-        p.to_str().unwrap(),
-        "--out",
-        dir.join("runs").to_str().unwrap(),
-    ]);
+    let o = run_config(&dir, "c.json", &cfg);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("column(s) flat are constant"),

@@ -49,12 +49,21 @@ pub fn metrics(run: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap()
 }
 
+/// Writes `text` as `dir/file` and runs it with `--out dir/runs`.
+pub fn run_config(dir: &Path, file: &str, text: &str) -> Output {
+    let cfg = write(dir, file, text);
+    flowlab(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.join("runs").to_str().unwrap(),
+    ])
+}
+
 /// Writes `tiny_config(name, k, steps)` into `dir`, trains it into `dir/runs`, and returns the run
 /// folder; panics with flowlab's stderr if the run fails.
 pub fn train_tiny(dir: &Path, name: &str, k: i64, steps: i64) -> PathBuf {
-    let cfg = write(dir, &format!("{name}.json"), &tiny_config(name, k, steps));
-    let out = dir.join("runs");
-    let o = flowlab(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = run_config(dir, &format!("{name}.json"), &tiny_config(name, k, steps));
     assert!(o.status.success(), "{}", stderr(&o));
-    out.join(name)
+    dir.join("runs").join(name)
 }
