@@ -168,6 +168,15 @@ print(json.dumps({'scalars': rows, 'images': tags['images'], 'tensors': tags['te
     expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     got.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     assert_eq!(got.len(), expected.len());
+    // flowlab's own reader (checksums verified) gives the same records.
+    let event_file = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("tfevents"))
+        .unwrap();
+    let mut own = flowlab::log::tensorboard::read_scalars(&event_file).unwrap();
+    own.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    assert_eq!(own, expected);
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(g.0, e.0);
         assert_eq!(g.1, e.1);
