@@ -31,6 +31,8 @@ pub mod elementwise;
 pub mod linear;
 pub mod planar;
 pub mod radial;
+pub mod sylvester;
+pub mod tanh_solve;
 
 use tch::{TchError, Tensor};
 

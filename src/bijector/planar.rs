@@ -8,9 +8,9 @@
 //! when an encoder produces them per sample. The layer does not know which.
 //!
 //! The inverse has no closed form. Writing a = wᵀz, the equation wᵀy = a + wᵀû tanh(a + b) is
-//! scalar and monotone in a, so it is solved per sample by safeguarded Newton iteration inside the
-//! bracket [wᵀy − |wᵀû|, wᵀy + |wᵀû|], then z = y − û tanh(a + b). Cost: O(batch · d) plus
-//! O(batch) per iteration (typically under 10 iterations, at most 100).
+//! scalar and monotone in a, so it is solved per sample by [`tanh_solve`](super::tanh_solve)
+//! (safeguarded Newton in [wᵀy − |wᵀû|, wᵀy + |wᵀû|]), then z = y − û tanh(a + b). Cost:
+//! O(batch · d) plus O(batch) per iteration (typically under 10 iterations, at most 100).
 //!
 //! ```
 //! use flowlab::bijector::{Bijector, planar::PlanarFlow};
@@ -21,10 +21,8 @@
 //! let (z_back, ld_inv) = f.inverse(&y, None).unwrap();
 //! assert!(z_back.allclose(&z, 1e-8, 1e-8, false));
 //! ```
-use super::{Bijector, FlowError, FlowResult};
+use super::{Bijector, FlowResult};
 use tch::Tensor;
-
-const MAX_ITERATIONS: usize = 100;
 
 pub struct PlanarFlow {
     /// û, already constrained so that wᵀû ≥ −1.
@@ -102,47 +100,14 @@ impl Bijector for PlanarFlow {
 
     fn inverse(&self, y: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
         super::expect_dim(y, *self.w.size().last().unwrap_or(&0), "planar")?;
-        let c = dot(y, &self.w); // wᵀy = a + wᵀû tanh(a + b)
-        let g = |a: &Tensor| a + &self.wu * (a + &self.b).tanh() - &c;
-        let g_prime = |a: &Tensor| -> Tensor {
-            let h_prime: Tensor = 1.0 - (a + &self.b).tanh().square();
-            h_prime * &self.wu + 1.0
-        };
-        let tol = if y.kind() == tch::Kind::Double {
-            1e-12
-        } else {
-            1e-5
-        };
-        let a_star = tch::no_grad(|| -> FlowResult<Tensor> {
-            let c = c.detach();
-            let spread = self.wu.detach().abs();
-            let (mut lo, mut hi) = (&c - &spread, &c + &spread);
-            let mut a = c.shallow_clone();
-            let mut residual = f64::INFINITY;
-            for _ in 0..MAX_ITERATIONS {
-                let ga = g(&a).detach();
-                residual = ga.abs().max().double_value(&[]);
-                let scale = c.abs().max().double_value(&[]).max(1.0);
-                if residual <= tol * scale {
-                    return Ok(a);
-                }
-                // Shrink the bracket: g is increasing in a.
-                let pos = ga.gt(0.0);
-                hi = a.where_self(&pos, &hi);
-                lo = lo.where_self(&pos, &a);
-                let newton = &a - &ga / g_prime(&a).detach().clamp_min(1e-30);
-                let inside = newton.gt_tensor(&lo).logical_and(&newton.lt_tensor(&hi));
-                a = newton.where_self(&inside, &((&lo + &hi) * 0.5));
-            }
-            Err(FlowError::NotConverged {
-                bijector: "planar".into(),
-                residual,
-                iterations: MAX_ITERATIONS,
-            })
-        })?;
-        // One Newton step with gradients on: at the root it carries the implicit-function
-        // derivative da/dθ = −(∂g/∂θ)/g', so the inverse is differentiable in y and the parameters.
-        let a = &a_star - g(&a_star) / g_prime(&a_star);
+        // wᵀy = a + wᵀû tanh(a + b), a = wᵀz: a scalar equation per sample.
+        let a = super::tanh_solve::solve(
+            &dot(y, &self.w),
+            &self.wu,
+            &self.wu.ones_like(),
+            &self.b,
+            "planar",
+        )?;
         let h = (&a + &self.b).tanh();
         let z = y - &self.u_hat * h.unsqueeze(-1);
         Ok((z, -self.log_det_from_tanh(&h)))
