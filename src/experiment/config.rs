@@ -1,7 +1,9 @@
 //! Experiment configs: nested component configs read from JSON. Unknown fields, wrong types and
 //! bad values are errors naming the file and the field path (`train.lr`, `model.flow_fit.flow[0]`).
+use crate::model::autoencoder::AutoencoderConfig;
 use crate::model::density::DensityConfig;
 use crate::model::flow_fit::FlowFitConfig;
+use crate::model::vae::VaeConfig;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -28,12 +30,18 @@ pub enum ModelConfig {
     FlowFit(FlowFitConfig),
     /// Maximum-likelihood density estimation on data (toy 2-D sets for now).
     Density(DensityConfig),
+    /// A VAE on images, with a Gaussian or flow posterior (seed §3–5).
+    Vae(VaeConfig),
+    /// A deterministic autoencoder on images (seed §2).
+    Autoencoder(AutoencoderConfig),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     pub steps: i64,
+    /// Train for this many passes over the data instead of `steps` (image models).
+    pub epochs: Option<i64>,
     pub batch_size: i64,
     pub optimizer: AdamConfig,
     pub beta: BetaSchedule,
@@ -55,6 +63,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             steps: 10_000,
+            epochs: None,
             batch_size: 256,
             optimizer: AdamConfig::default(),
             beta: BetaSchedule::default(),
@@ -95,6 +104,8 @@ pub struct BetaSchedule {
     pub start: f64,
     pub end: f64,
     pub anneal_steps: i64,
+    /// The warm-up length in epochs instead of steps (image models).
+    pub anneal_epochs: Option<i64>,
 }
 
 impl Default for BetaSchedule {
@@ -103,6 +114,7 @@ impl Default for BetaSchedule {
             start: 0.01,
             end: 1.0,
             anneal_steps: 5_000,
+            anneal_epochs: None,
         }
     }
 }
@@ -154,6 +166,9 @@ pub struct LoggingConfig {
     pub image_every: i64,
     /// `model.safetensors` and the optimizer state every N steps (and always at the end).
     pub checkpoint_every: i64,
+    /// Image models: log, validate and draw once per epoch (overrides `log_every` and
+    /// `image_every`).
+    pub every_epoch: bool,
 }
 
 impl Default for LoggingConfig {
@@ -162,11 +177,37 @@ impl Default for LoggingConfig {
             log_every: 100,
             image_every: 1000,
             checkpoint_every: 1000,
+            every_epoch: false,
         }
     }
 }
 
 impl ExperimentConfig {
+    /// Turns epoch counts into steps for a model with `steps_per_epoch` steps per pass over its
+    /// data; an error if epochs are asked of a model that has none.
+    pub fn resolve_epochs(&mut self, steps_per_epoch: Option<i64>) -> Result<()> {
+        let asked = self.train.epochs.is_some()
+            || self.train.beta.anneal_epochs.is_some()
+            || self.logging.every_epoch;
+        let Some(spe) = steps_per_epoch else {
+            if asked {
+                bail!("train.epochs, train.beta.anneal_epochs and logging.every_epoch need a model that trains on a dataset in epochs (vae, autoencoder); this one counts steps");
+            }
+            return Ok(());
+        };
+        if let Some(e) = self.train.epochs {
+            self.train.steps = e * spe;
+        }
+        if let Some(e) = self.train.beta.anneal_epochs {
+            self.train.beta.anneal_steps = e * spe;
+        }
+        if self.logging.every_epoch {
+            self.logging.log_every = spe;
+            self.logging.image_every = spe;
+        }
+        Ok(())
+    }
+
     /// Reads and validates a config file; errors name the file and the field path.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -269,6 +310,14 @@ impl ExperimentConfig {
                 positive(m.eval_samples, "model.flow_fit.eval_samples")?;
             }
             ModelConfig::Density(m) => validate_flow(&m.flow, "model.density.flow")?,
+            ModelConfig::Vae(m) => m.validate()?,
+            ModelConfig::Autoencoder(_) => {}
+        }
+        if let Some(e) = self.train.epochs {
+            positive(e, "train.epochs")?;
+        }
+        if let Some(e) = self.train.beta.anneal_epochs {
+            positive(e, "train.beta.anneal_epochs")?;
         }
         Ok(())
     }

@@ -4,7 +4,9 @@ pub mod optim;
 pub mod rundir;
 pub mod trainer;
 
-use crate::model::{density::Density, flow_fit::FlowFit, Model};
+use crate::model::{
+    autoencoder::Autoencoder, density::Density, flow_fit::FlowFit, vae::Vae, Model,
+};
 use anyhow::Result;
 use config::ModelConfig;
 
@@ -13,6 +15,8 @@ pub fn build_model(cfg: &ModelConfig, device: tch::Device) -> Result<Box<dyn Mod
     match cfg {
         ModelConfig::FlowFit(c) => Ok(Box::new(FlowFit::new(c.clone(), device)?)),
         ModelConfig::Density(c) => Ok(Box::new(Density::new(c.clone(), device)?)),
+        ModelConfig::Vae(c) => Ok(Box::new(Vae::new(c.clone(), device)?)),
+        ModelConfig::Autoencoder(c) => Ok(Box::new(Autoencoder::new(c.clone(), device)?)),
     }
 }
 

@@ -100,6 +100,10 @@ pub struct LoadReport {
 
 /// Copies tensors into `vs` by name. Shape mismatches are errors naming the tensor; with
 /// `strict`, missing variables are errors too.
+fn vars_empty(vs: &nn::VarStore) -> bool {
+    vs.variables().is_empty()
+}
+
 pub fn load_weights(vs: &mut nn::VarStore, path: &Path, strict: bool) -> Result<LoadReport> {
     let named = load_tensors(path)?;
     let mut report = LoadReport::default();
@@ -128,6 +132,13 @@ pub fn load_weights(vs: &mut nn::VarStore, path: &Path, strict: bool) -> Result<
         .map(|(n, _)| n.clone())
         .filter(|n| !report.loaded.contains(n))
         .collect();
+    if report.loaded.is_empty() && !vars_empty(vs) {
+        bail!(
+            "{}: none of its tensors {:?} names a variable of this model (a checkpoint of another model?)",
+            path.display(),
+            report.unused
+        );
+    }
     if strict && !report.missing.is_empty() {
         bail!(
             "{}: missing tensors {:?} (a checkpoint of another model?)",

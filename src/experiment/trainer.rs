@@ -64,6 +64,7 @@ pub fn train(
     opts: &RunOptions,
 ) -> Result<RunSummary> {
     apply_overrides(&mut cfg, opts)?;
+    cfg.resolve_epochs(model.steps_per_epoch(cfg.train.batch_size))?;
     let device = model.var_store().device();
     super::set_threads(cfg.runtime.threads);
 
@@ -197,20 +198,26 @@ pub fn train(
                 log.scalar(&format!("val/{name}"), *v, step)?;
             }
             if let (Some(es), Some((name, v))) = (&cfg.train.early_stopping, validation.first()) {
+                // Stored as "lower is better": an ELBO is negated.
+                let sign = if model.validation_higher_is_better() {
+                    -1.0
+                } else {
+                    1.0
+                };
                 let (best, best_step, since) = early.unwrap_or((f64::INFINITY, step, 0));
-                let state = if *v < best {
+                let state = if sign * *v < best {
                     RunDir::save_weights(&dir.best_path(), model.var_store())?;
-                    (*v, step, 0)
+                    (sign * *v, step, 0)
                 } else {
                     (best, best_step, since + 1)
                 };
                 early = Some(state);
-                let json = serde_json::json!({"metric": format!("val/{name}"), "best": state.0, "best_step": state.1, "since": state.2});
+                let json = serde_json::json!({"metric": format!("val/{name}"), "best": state.0, "sign": sign, "best_step": state.1, "since": state.2});
                 rundir::write_atomic(&dir.early_stopping_path(), json.to_string().as_bytes())?;
                 if state.2 >= es.patience {
                     eprintln!(
                         "early stopping at step {step}: val/{name} has not improved for {} checks (best {:.6} at step {})",
-                        es.patience, state.0, state.1
+                        es.patience, sign * state.0, state.1
                     );
                     stopped_early = true;
                 }
@@ -227,7 +234,7 @@ pub fn train(
         if lg.image_every > 0 && step % lg.image_every == 0 {
             if let Some(img) = model.snapshot()? {
                 log.events.add_png(
-                    "density",
+                    model.snapshot_tag(),
                     crate::plot::png_bytes(&img)?,
                     img.width(),
                     img.height(),
@@ -267,7 +274,12 @@ pub fn train(
         rundir::load_weights(model.var_store_mut(), &dir.best_path(), true)?;
         RunDir::save_weights(&dir.model_path(), model.var_store())?;
         metrics.insert("best_step".into(), serde_json::json!(best_step));
-        metrics.insert("best_val".into(), serde_json::json!(best));
+        let sign = if model.validation_higher_is_better() {
+            -1.0
+        } else {
+            1.0
+        };
+        metrics.insert("best_val".into(), serde_json::json!(sign * best));
         metrics.insert("stopped_early".into(), serde_json::json!(stopped_early));
     }
 

@@ -1,9 +1,13 @@
 //! What an experiment config builds. Every model answers the same few questions for the one
 //! [`Trainer`](crate::experiment::trainer::Trainer): a loss for this step, its named terms, final
 //! metrics and figures. A model never writes files or loops over steps itself.
+pub mod autoencoder;
 pub mod base;
 pub mod density;
 pub mod flow_fit;
+pub mod posterior;
+pub mod vae;
+pub mod vae_eval;
 
 use anyhow::Result;
 use image::RgbImage;
@@ -40,12 +44,25 @@ pub trait Model {
     fn validation(&self) -> Result<Vec<(&'static str, f64)>> {
         Ok(vec![])
     }
+    /// True when a larger first validation metric is better (an ELBO); early stopping follows it.
+    fn validation_higher_is_better(&self) -> bool {
+        false
+    }
+    /// Training steps in one pass over the data, for models that train in epochs (`train.epochs`,
+    /// `train.beta.anneal_epochs`, `logging.every_epoch`).
+    fn steps_per_epoch(&self, _batch_size: i64) -> Option<i64> {
+        None
+    }
     /// Final metrics (name, value) for `metrics.json`.
     fn evaluate(&self) -> Result<Vec<(String, f64)>>;
     /// Figures for the run folder, `(file stem, image)`.
     fn figures(&self) -> Result<Vec<(String, RgbImage)>>;
     /// A small picture of the current state for TensorBoard (`None` if the model has none).
     fn snapshot(&self) -> Result<Option<RgbImage>>;
+    /// The TensorBoard tag of the snapshot image.
+    fn snapshot_tag(&self) -> &'static str {
+        "density"
+    }
     /// Width of one sample (columns of `sample` and `log_prob` CSVs).
     fn data_dim(&self) -> i64;
     /// `n` samples from the model, `[n, data_dim]`, at temperature `t` (1: the model itself).

@@ -1,0 +1,271 @@
+//! The VAE family end to end on real MNIST digits (the split `make mnist` fetches; `make test`
+//! fetches it first): training raises the validation ELBO and writes every artifact, the
+//! importance-weighted bound behaves as a bound, weights carry over from a VAE to a flow VAE,
+//! and bad input fails clearly.
+mod common;
+use common::*;
+use flowlab::experiment::config::{ExperimentConfig, ModelConfig};
+use flowlab::model::vae::Vae;
+use flowlab::model::vae_eval::importance_log_px;
+use tch::Kind;
+
+/// A small VAE config on a few hundred digits: 784–64–z MLP, β warm-up over 2 epochs.
+fn vae_config(name: &str, posterior: &str, latent: i64, epochs: i64) -> String {
+    format!(
+        r#"{{
+  "name": "{name}",
+  "model": {{ "vae": {{
+    "data": {{ "max_train": 400, "max_eval": 100 }},
+    "latent_dim": {latent},
+    "architecture": {{ "mlp": {{ "hidden": [64] }} }},
+    "posterior": {posterior},
+    "evaluation": {{ "importance_samples": 20, "sweep_steps": 8 }}
+  }} }},
+  "train": {{ "epochs": {epochs}, "batch_size": 50, "optimizer": {{ "lr": 0.003 }},
+             "beta": {{ "start": 0.0, "end": 1.0, "anneal_epochs": 2 }},
+             "early_stopping": {{ "patience": 50 }}, "seed": 2 }},
+  "runtime": {{ "threads": 1, "device": "cpu" }},
+  "logging": {{ "every_epoch": true, "checkpoint_every": 1000 }}
+}}"#
+    )
+}
+
+/// `val/elbo` values in logging order, from the run's scalars.csv.
+fn val_elbo(run: &std::path::Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("scalars.csv"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("val/elbo"))
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_flow_vae_learns_and_writes_every_artifact() {
+    let dir = scratch("vae-e2e");
+    let o = run_config(
+        &dir,
+        "iaf.json",
+        &vae_config(
+            "iaf",
+            r#"{"iaf": {"length": 2, "hidden": [32], "context": 8}}"#,
+            5,
+            12,
+        ),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = dir.join("runs/iaf");
+    let v = val_elbo(&run);
+    assert_eq!(v.len(), 12, "one validation per epoch");
+    assert!(v[11] > v[0] + 20.0, "validation ELBO did not rise: {v:?}");
+    let m = metrics(&run);
+    for k in [
+        "test_elbo",
+        "test_nll",
+        "val_elbo",
+        "best_val",
+        "steps_per_sec",
+        "train_seconds",
+    ] {
+        assert!(
+            m[k].as_f64().is_some_and(f64::is_finite),
+            "metrics.json lacks {k}: {m}"
+        );
+    }
+    // −ln p(x) ≤ −ELBO up to the noise of a one-sample ELBO.
+    assert!(m["test_nll"].as_f64().unwrap() < -m["test_elbo"].as_f64().unwrap() + 2.0);
+    for f in [
+        "posterior_samples",
+        "latent_sweep",
+        "reconstructions",
+        "prior_samples",
+    ] {
+        let img = image::open(run.join(format!("figures/{f}.png"))).unwrap();
+        assert!(img.width() > 28, "{f}");
+    }
+    // Fig. 2a: 16×16 tiles of 28 px with 1-px gaps; Fig. 2b: 3 rows of 8 tiles.
+    let fig2a = image::open(run.join("figures/posterior_samples.png")).unwrap();
+    assert_eq!((fig2a.width(), fig2a.height()), (16 * 29 + 1, 16 * 29 + 1));
+    let fig2b = image::open(run.join("figures/latent_sweep.png")).unwrap();
+    assert_eq!((fig2b.width(), fig2b.height()), (8 * 29 + 1, 3 * 29 + 1));
+    for f in [
+        "model.safetensors",
+        "best.safetensors",
+        "config.json",
+        "scalars.csv",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    let scalars = std::fs::read_to_string(run.join("scalars.csv")).unwrap();
+    for tag in [
+        "train/elbo",
+        "train/recon",
+        "train/kl",
+        "train/log_det",
+        "train/beta",
+        "train/grad_norm",
+        "layers/iaf1/log_det",
+        "final/test_nll",
+    ] {
+        assert!(scalars.contains(tag), "{tag} not logged");
+    }
+
+    // `plot latent` regenerates the figures with other choices; `compare` tabulates the run.
+    let o = flowlab(&[
+        "plot",
+        "latent",
+        run.to_str().unwrap(),
+        "--dims",
+        "4,0",
+        "--steps",
+        "5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fig2b = image::open(run.join("figures/latent_sweep.png")).unwrap();
+    assert_eq!((fig2b.width(), fig2b.height()), (5 * 29 + 1, 2 * 29 + 1));
+    let o = flowlab(&["plot", "latent", run.to_str().unwrap(), "--dims", "5"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("dimension 5 does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    let csv = dir.join("cmp.csv");
+    let o = flowlab(&[
+        "compare",
+        run.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("| iaf | vae | iaf-k2 | 5 |"), "{table}");
+    let nll = format!("{:.2}", m["test_nll"].as_f64().unwrap());
+    assert!(std::fs::read_to_string(csv).unwrap().contains(&nll));
+}
+
+#[test]
+fn importance_weighted_bound_is_above_the_elbo_and_grows_with_samples() {
+    let cfg =
+        ExperimentConfig::parse(&vae_config("iw", r#"{"planar": {"length": 2}}"#, 4, 1)).unwrap();
+    let ModelConfig::Vae(c) = cfg.model else {
+        panic!()
+    };
+    tch::manual_seed(0);
+    let vae = Vae::new(c, tch::Device::Cpu).unwrap();
+    let x = vae.data.test.narrow(0, 0, 100);
+    let mean = |s: i64| {
+        tch::manual_seed(1);
+        importance_log_px(&vae, &x, s)
+            .unwrap()
+            .mean(Kind::Double)
+            .double_value(&[])
+    };
+    tch::manual_seed(1);
+    let elbo = vae.mean_elbo(&x).unwrap();
+    let (b1, b10, b100) = (mean(1), mean(10), mean(100));
+    // S = 1 is the ELBO itself (same estimator, different draws).
+    assert!(
+        (b1 - elbo).abs() < 0.02 * elbo.abs(),
+        "S=1 {b1} vs ELBO {elbo}"
+    );
+    assert!(
+        b10 > b1 && b100 > b10,
+        "not increasing in S: {b1} {b10} {b100}"
+    );
+}
+
+#[test]
+fn a_trained_vae_initializes_a_flow_vae_by_name() {
+    let dir = scratch("vae-init");
+    let o = run_config(&dir, "g.json", &vae_config("g", r#""gaussian""#, 4, 1));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg = write(
+        &dir,
+        "p.json",
+        &vae_config("p", r#"{"planar": {"length": 2}}"#, 4, 1),
+    );
+    let weights = dir.join("runs/g/model.safetensors");
+    let runs = dir.join("runs");
+    let args = [
+        "run",
+        cfg.to_str().unwrap(),
+        "--out",
+        runs.to_str().unwrap(),
+        "--init-from",
+        weights.to_str().unwrap(),
+    ];
+    let o = flowlab(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("kept at init: [\"posterior.head.bias\", \"posterior.head.weight\"]"),
+        "{err}"
+    );
+    // Another latent size: the mismatching tensor is named, nothing is trained.
+    let cfg = write(
+        &dir,
+        "q.json",
+        &vae_config("q", r#"{"planar": {"length": 2}}"#, 3, 1),
+    );
+    let o = flowlab(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--out",
+        runs.to_str().unwrap(),
+        "--init-from",
+        weights.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("decoder.0.weight") && stderr(&o).contains("another architecture"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn bad_vae_configs_and_data_are_named() {
+    let dir = scratch("vae-bad");
+    let cases = [
+        (
+            vae_config("a", r#"{"glow": {"length": 2}}"#, 4, 1),
+            "model.vae.posterior",
+        ),
+        (
+            vae_config("b", r#"{"o_snf": {"length": 2, "columns": 9}}"#, 4, 1),
+            "columns",
+        ),
+        (
+            vae_config("c", r#""gaussian""#, 2, 1)
+                .replace(r#""sweep_steps": 8"#, r#""sweep_dims": [0, 4]"#),
+            "dimension 4 does not exist in a 2-D latent space",
+        ),
+        (
+            vae_config("d", r#""gaussian""#, 2, 1)
+                .replace(r#""max_train": 400"#, r#""dir": "/nonexistent/mnist""#),
+            "/nonexistent/mnist/train-images-idx3-ubyte",
+        ),
+        (
+            vae_config("e", r#""gaussian""#, 2, 1)
+                .replace(r#""max_train": 400"#, r#""binarize": "none""#),
+            "bernoulli decoder needs binarized pixels",
+        ),
+    ];
+    for (text, needle) in cases {
+        let o = run_config(&dir, "bad.json", &text);
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains(needle),
+            "expected `{needle}` in: {}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+    let flow_fit = tiny_config("ff", 2, 10).replace(r#""steps": 10"#, r#""epochs": 3"#);
+    let o = run_config(&dir, "ff.json", &flow_fit);
+    assert!(
+        !o.status.success() && stderr(&o).contains("train.epochs"),
+        "{}",
+        stderr(&o)
+    );
+}
