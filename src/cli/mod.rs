@@ -46,7 +46,8 @@ enum Command {
     /// Re-evaluate a trained run and print its metrics as JSON.
     Eval {
         run_dir: PathBuf,
-        /// Monte-Carlo samples (default: the config's eval_samples).
+        /// Monte-Carlo samples: flow_fit's eval_samples, or a VAE's importance samples per test
+        /// image (default: the config's).
         #[arg(long)]
         samples: Option<i64>,
     },
@@ -129,7 +130,11 @@ pub fn main() -> Result<()> {
             if let Some(n) = samples {
                 match &mut cfg.model {
                     flowlab::experiment::config::ModelConfig::FlowFit(m) => m.eval_samples = n,
-                    _ => anyhow::bail!("--samples applies to flow_fit runs only (density runs evaluate on their test set)"),
+                    flowlab::experiment::config::ModelConfig::Vae(m) => {
+                        m.evaluation.importance_samples = n;
+                        m.evaluation.validate(m.latent_dim, "--samples")?;
+                    }
+                    _ => anyhow::bail!("--samples applies to flow_fit and vae runs only (density runs and autoencoders evaluate deterministically on their test set)"),
                 }
             }
             let model = build_loaded(&cfg, &run_dir)?;

@@ -306,6 +306,10 @@ pub fn train(
     for (k, v) in metrics.as_object().into_iter().flatten() {
         if let Some(x) = v.as_f64() {
             log.scalar(&format!("final/{k}"), x, step)?;
+            // Held-out results also under `test/` (`test_nll` → `test/nll`), beside `val/`.
+            if let Some(rest) = k.strip_prefix("test_") {
+                log.scalar(&format!("test/{rest}"), x, step)?;
+            }
         }
     }
     log.flush()?;
