@@ -38,6 +38,7 @@ fn describe(model: &ModelConfig) -> (String, String, String) {
         ModelConfig::Autoencoder(a) => ("autoencoder".into(), "-".into(), a.latent_dim.to_string()),
         ModelConfig::Density(_) => ("density".into(), "-".into(), "-".into()),
         ModelConfig::FlowFit(_) => ("flow_fit".into(), "-".into(), "-".into()),
+        ModelConfig::Hivae(h) => ("hivae".into(), h.posterior.label(), h.z_dim.to_string()),
     }
 }
 

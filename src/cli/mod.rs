@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 mod check;
 mod compare;
+mod impute;
 mod plot;
 
 #[derive(Parser)]
@@ -75,6 +76,8 @@ enum Command {
     /// Run the three bijector checks (round trip, autograd log-det, density integrates to 1) on
     /// the flow a config builds, or on a trained run's flow.
     Check(check::CheckArgs),
+    /// Fill the missing cells of a table with a trained HI-VAE.
+    Impute(impute::ImputeArgs),
     /// Final metrics of several runs as a markdown table (and a CSV).
     Compare(compare::CompareArgs),
     /// Figures: the seed's Fig. 1, targets, runs, a VAE's latent space.
@@ -180,6 +183,7 @@ pub fn main() -> Result<()> {
         }
         Command::Check(args) => check::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Impute(args) => impute::run(args),
         Command::Plot(cmd) => plot::run(cmd),
     }
 }

@@ -1,5 +1,6 @@
 //! Data in and out: numeric CSV tables, toy 2-D sets, MNIST (IDX).
 pub mod csv;
+pub mod hetero;
 pub mod images;
 pub mod mnist;
 pub mod toy;

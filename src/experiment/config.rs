@@ -2,6 +2,7 @@
 //! bad values are errors naming the file and the field path (`train.lr`, `model.flow_fit.flow[0]`).
 use crate::model::autoencoder::AutoencoderConfig;
 use crate::model::density::DensityConfig;
+use crate::model::hivae::HivaeConfig;
 use crate::model::flow_fit::FlowFitConfig;
 use crate::model::vae::VaeConfig;
 use anyhow::{bail, Context, Result};
@@ -34,6 +35,8 @@ pub enum ModelConfig {
     Vae(VaeConfig),
     /// A deterministic autoencoder on images (seed §2).
     Autoencoder(AutoencoderConfig),
+    /// HI-VAE on an incomplete heterogeneous table, optionally with flows (seed §8).
+    Hivae(HivaeConfig),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -312,6 +315,7 @@ impl ExperimentConfig {
             ModelConfig::Density(m) => validate_flow(&m.flow, "model.density.flow")?,
             ModelConfig::Vae(m) => m.validate()?,
             ModelConfig::Autoencoder(_) => {}
+            ModelConfig::Hivae(m) => m.validate()?,
         }
         if let Some(e) = self.train.epochs {
             positive(e, "train.epochs")?;

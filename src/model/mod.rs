@@ -5,6 +5,8 @@ pub mod autoencoder;
 pub mod base;
 pub mod density;
 pub mod flow_fit;
+pub mod hivae;
+pub mod hivae_lik;
 pub mod posterior;
 pub mod vae;
 pub mod vae_eval;
