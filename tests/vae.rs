@@ -280,8 +280,15 @@ fn gated_conv_coders_map_images_to_features_and_back() {
     let x = tch::Tensor::rand([3, 784], (Kind::Float, tch::Device::Cpu));
     let h = enc.forward(&x);
     assert_eq!(h.size(), vec![3, enc.features]);
-    assert_eq!(dec.forward(&tch::Tensor::randn([3, 8], (Kind::Float, tch::Device::Cpu))).size(), vec![3, 2 * 784]);
-    let err = arch.validate(32, 32, "model.vae.architecture").unwrap_err().to_string();
+    assert_eq!(
+        dec.forward(&tch::Tensor::randn([3, 8], (Kind::Float, tch::Device::Cpu)))
+            .size(),
+        vec![3, 2 * 784]
+    );
+    let err = arch
+        .validate(32, 32, "model.vae.architecture")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("28×28") && err.contains("32×32"), "{err}");
 }
 
@@ -296,8 +303,17 @@ fn batches_are_seeded_epochs_cover_the_data_and_binarization_follows_the_config(
     let data = ImageData::load(&cfg, tch::Device::Cpu).unwrap();
     assert_eq!(data.steps_per_epoch(100), 3);
     // One epoch visits every image once: the grey levels of its batches sum to the data's.
-    let grey = ImageData::load(&ImageDataConfig { binarize: Binarization::None, ..cfg.clone() }, tch::Device::Cpu).unwrap();
-    let epoch: f64 = (0..3).map(|s| grey.train_batch(s, 100).sum(Kind::Double).double_value(&[])).sum();
+    let grey = ImageData::load(
+        &ImageDataConfig {
+            binarize: Binarization::None,
+            ..cfg.clone()
+        },
+        tch::Device::Cpu,
+    )
+    .unwrap();
+    let epoch: f64 = (0..3)
+        .map(|s| grey.train_batch(s, 100).sum(Kind::Double).double_value(&[]))
+        .sum();
     assert!((epoch - grey.train.sum(Kind::Double).double_value(&[])).abs() < 1e-3);
     // The next epoch is another order.
     assert!(!grey.train_batch(3, 100).equal(&grey.train_batch(0, 100)));
@@ -313,7 +329,14 @@ fn batches_are_seeded_epochs_cover_the_data_and_binarization_follows_the_config(
     let again = ImageData::load(&cfg, tch::Device::Cpu).unwrap();
     assert!(data.test.equal(&again.test) && data.val.equal(&again.val));
     // Static: the training bits are fixed too.
-    let stat = ImageData::load(&ImageDataConfig { binarize: Binarization::Static, ..cfg }, tch::Device::Cpu).unwrap();
+    let stat = ImageData::load(
+        &ImageDataConfig {
+            binarize: Binarization::Static,
+            ..cfg
+        },
+        tch::Device::Cpu,
+    )
+    .unwrap();
     let x = stat.train_batch(0, 100);
     assert!(x.equal(&stat.train_batch(0, 100)));
 }
@@ -332,9 +355,17 @@ fn the_original_mnist_files_load_with_validation_carved_from_training() {
     };
     for (prefix, n) in [("train", 12u32), ("t10k", 5)] {
         let pixels: Vec<u8> = (0..n * 4).map(|i| (i % 256) as u8).collect();
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), idx(0x803, &[n, 2, 2], pixels)).unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte")),
+            idx(0x803, &[n, 2, 2], pixels),
+        )
+        .unwrap();
         let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), idx(0x801, &[n], labels)).unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            idx(0x801, &[n], labels),
+        )
+        .unwrap();
     }
     let cfg = ImageDataConfig {
         dir: Some(dir.clone()),
@@ -344,11 +375,17 @@ fn the_original_mnist_files_load_with_validation_carved_from_training() {
         ..Default::default()
     };
     let d = ImageData::load(&cfg, tch::Device::Cpu).unwrap();
-    assert_eq!((d.train.size()[0], d.val.size()[0], d.test.size()[0]), (9, 3, 5));
+    assert_eq!(
+        (d.train.size()[0], d.val.size()[0], d.test.size()[0]),
+        (9, 3, 5)
+    );
     assert_eq!((d.rows, d.cols), (2, 2));
     // Validation is the last 3 training images: pixels 36..47 / 255.
     assert!((d.val.double_value(&[0, 0]) - 36.0 / 255.0).abs() < 1e-6);
-    let err = ImageData::load(&ImageDataConfig { n_val: 12, ..cfg }, tch::Device::Cpu).err().unwrap().to_string();
+    let err = ImageData::load(&ImageDataConfig { n_val: 12, ..cfg }, tch::Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("n_val = 12"), "{err}");
 }
 
@@ -374,14 +411,28 @@ fn an_autoencoder_learns_to_reconstruct_and_refuses_to_sample() {
             .filter(|l| l.contains("val/recon"))
             .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
             .collect();
-        assert!(recon[5] < 0.9 * recon[0], "{loss}: validation error did not fall: {recon:?}");
+        assert!(
+            recon[5] < 0.9 * recon[0],
+            "{loss}: validation error did not fall: {recon:?}"
+        );
         assert!(metrics(&run)["test_recon"].as_f64().is_some());
         for f in ["reconstructions", "latent_codes"] {
             assert!(run.join(format!("figures/{f}.png")).exists(), "{f}");
         }
     }
     let out = dir.join("s.csv");
-    let o = flowlab(&["sample", dir.join("runs/ae-bce").to_str().unwrap(), "-n", "3", "--out", out.to_str().unwrap()]);
-    assert!(!o.status.success() && stderr(&o).contains("no prior"), "{}", stderr(&o));
+    let o = flowlab(&[
+        "sample",
+        dir.join("runs/ae-bce").to_str().unwrap(),
+        "-n",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no prior"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!out.exists());
 }

@@ -72,7 +72,10 @@ fn fill(text: &str, filled: &Tensor, kinds: &[Kind]) -> Result<String> {
 }
 
 fn numbered(path: &Path, k: usize) -> PathBuf {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("imputed");
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("imputed");
     let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("csv");
     path.with_file_name(format!("{stem}_{k}.{ext}"))
 }
@@ -84,14 +87,28 @@ pub fn run(args: ImputeArgs) -> Result<()> {
         bail!("{}: `impute` needs a hivae run", args.run_dir.display());
     };
     flowlab::experiment::set_threads(cfg.runtime.threads);
-    let mut model = Hivae::new(hc.clone(), tch::Device::Cpu)
-        .with_context(|| format!("rebuilding the model of {} (it reads the training table for its normalization)", args.run_dir.display()))?;
-    rundir::load_weights(flowlab::model::Model::var_store_mut(&mut model), &dir.model_path(), true)?;
+    let mut model = Hivae::new(hc.clone(), tch::Device::Cpu).with_context(|| {
+        format!(
+            "rebuilding the model of {} (it reads the training table for its normalization)",
+            args.run_dir.display()
+        )
+    })?;
+    rundir::load_weights(
+        flowlab::model::Model::var_store_mut(&mut model),
+        &dir.model_path(),
+        true,
+    )?;
     let table = hetero::read_table(&args.input, &model.types)?;
     let text = std::fs::read_to_string(&args.input)?;
     let (n, d) = (table.rows as i64, table.cols() as i64);
-    let x = Tensor::from_slice(&table.values).reshape([n, d]).to_kind(tch::Kind::Float);
-    let seen: Vec<f32> = table.present.iter().map(|&p| f32::from(u8::from(p))).collect();
+    let x = Tensor::from_slice(&table.values)
+        .reshape([n, d])
+        .to_kind(tch::Kind::Float);
+    let seen: Vec<f32> = table
+        .present
+        .iter()
+        .map(|&p| f32::from(u8::from(p)))
+        .collect();
     let seen = Tensor::from_slice(&seen).reshape([n, d]);
     let kinds: Vec<Kind> = model.types.iter().map(|t| t.kind).collect();
     let missing = table.present.iter().filter(|p| !**p).count();
@@ -109,7 +126,10 @@ pub fn run(args: ImputeArgs) -> Result<()> {
                 let path = numbered(&args.out, i);
                 rundir::write_atomic(&path, fill(&text, &filled, &kinds)?.as_bytes())?;
             }
-            eprintln!("drew {k} imputations of {missing} missing cells into {}", numbered(&args.out, 1).display());
+            eprintln!(
+                "drew {k} imputations of {missing} missing cells into {}",
+                numbered(&args.out, 1).display()
+            );
         }
     }
     Ok(())

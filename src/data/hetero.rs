@@ -71,13 +71,28 @@ pub fn read_types(path: &Path) -> Result<Vec<ColumnType>> {
             "count" => Kind::Count,
             "cat" => Kind::Categorical,
             "ordinal" => Kind::Ordinal,
-            other => bail!("{}: unknown type {other:?} (expected real, pos, count, cat or ordinal)", at()),
+            other => bail!(
+                "{}: unknown type {other:?} (expected real, pos, count, cat or ordinal)",
+                at()
+            ),
         };
         let classes = match kind {
             Kind::Categorical | Kind::Ordinal => {
-                let n = f.get(2).filter(|s| !s.is_empty()).or(f.get(1)).copied().unwrap_or("");
-                let n: i64 = n.parse().with_context(|| format!("{}: nclass {n:?} is not an integer", at()))?;
-                ensure!(n >= 2, "{}: a {} column needs at least 2 classes, got {n}", at(), f[0]);
+                let n = f
+                    .get(2)
+                    .filter(|s| !s.is_empty())
+                    .or(f.get(1))
+                    .copied()
+                    .unwrap_or("");
+                let n: i64 = n
+                    .parse()
+                    .with_context(|| format!("{}: nclass {n:?} is not an integer", at()))?;
+                ensure!(
+                    n >= 2,
+                    "{}: a {} column needs at least 2 classes, got {n}",
+                    at(),
+                    f[0]
+                );
                 n
             }
             _ => 1,
@@ -112,7 +127,11 @@ pub fn read_table(path: &Path, types: &[ColumnType]) -> Result<Table> {
     let mut rows = 0;
     for (i, line) in lines(&text).enumerate() {
         let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        if i == 0 && cells.first().is_some_and(|c| !c.is_empty() && c.parse::<f64>().is_err() && *c != "NaN") {
+        if i == 0
+            && cells
+                .first()
+                .is_some_and(|c| !c.is_empty() && c.parse::<f64>().is_err() && *c != "NaN")
+        {
             continue; // a header
         }
         ensure!(
@@ -124,13 +143,23 @@ pub fn read_table(path: &Path, types: &[ColumnType]) -> Result<Table> {
             types.len()
         );
         for (j, (cell, t)) in cells.iter().zip(types).enumerate() {
-            let at = || format!("{} row {}, column {} ({})", path.display(), rows + 1, j + 1, t.name());
+            let at = || {
+                format!(
+                    "{} row {}, column {} ({})",
+                    path.display(),
+                    rows + 1,
+                    j + 1,
+                    t.name()
+                )
+            };
             if cell.is_empty() || cell.eq_ignore_ascii_case("nan") {
                 values.push(0.0);
                 present.push(false);
                 continue;
             }
-            let v: f64 = cell.parse().with_context(|| format!("{}: {cell:?} is not a number", at()))?;
+            let v: f64 = cell
+                .parse()
+                .with_context(|| format!("{}: {cell:?} is not a number", at()))?;
             ensure!(v.is_finite(), "{}: {cell:?} is not finite", at());
             match t.kind {
                 Kind::Real => {}
@@ -166,7 +195,11 @@ pub fn read_mask(path: &Path, rows: usize, cols: usize) -> Result<Vec<bool>> {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
         let parse = |s: Option<&&str>| s.and_then(|s| s.parse::<usize>().ok());
         let (Some(r), Some(c)) = (parse(f.first()), parse(f.get(1))) else {
-            bail!("{} line {}: expected `row,column` (1-based integers), got {line:?}", path.display(), i + 1);
+            bail!(
+                "{} line {}: expected `row,column` (1-based integers), got {line:?}",
+                path.display(),
+                i + 1
+            );
         };
         ensure!(
             (1..=rows).contains(&r) && (1..=cols).contains(&c),

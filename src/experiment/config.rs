@@ -2,8 +2,8 @@
 //! bad values are errors naming the file and the field path (`train.lr`, `model.flow_fit.flow[0]`).
 use crate::model::autoencoder::AutoencoderConfig;
 use crate::model::density::DensityConfig;
-use crate::model::hivae::HivaeConfig;
 use crate::model::flow_fit::FlowFitConfig;
+use crate::model::hivae::HivaeConfig;
 use crate::model::vae::VaeConfig;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};

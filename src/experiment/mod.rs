@@ -17,7 +17,10 @@ pub fn build_model(cfg: &ModelConfig, device: tch::Device) -> Result<Box<dyn Mod
         ModelConfig::Density(c) => Ok(Box::new(Density::new(c.clone(), device)?)),
         ModelConfig::Vae(c) => Ok(Box::new(Vae::new(c.clone(), device)?)),
         ModelConfig::Autoencoder(c) => Ok(Box::new(Autoencoder::new(c.clone(), device)?)),
-        ModelConfig::Hivae(c) => Ok(Box::new(crate::model::hivae::Hivae::new(c.clone(), device)?)),
+        ModelConfig::Hivae(c) => Ok(Box::new(crate::model::hivae::Hivae::new(
+            c.clone(),
+            device,
+        )?)),
     }
 }
 

@@ -36,7 +36,10 @@ pub enum Missing {
     #[default]
     None,
     Mask(PathBuf),
-    Mcar { rate: f64, seed: u64 },
+    Mcar {
+        rate: f64,
+        seed: u64,
+    },
 }
 
 fn default_val_fraction() -> f64 {
@@ -111,13 +114,26 @@ pub struct HivaeConfig {
 
 impl HivaeConfig {
     pub fn validate(&self) -> Result<()> {
-        for (v, f) in [(self.s_dim, "s_dim"), (self.z_dim, "z_dim"), (self.y_dim, "y_dim")] {
-            ensure!(v >= 1, "field `model.hivae.{f}`: must be at least 1, got {v}");
+        for (v, f) in [
+            (self.s_dim, "s_dim"),
+            (self.z_dim, "z_dim"),
+            (self.y_dim, "y_dim"),
+        ] {
+            ensure!(
+                v >= 1,
+                "field `model.hivae.{f}`: must be at least 1, got {v}"
+            );
         }
         let vf = self.data.val_fraction;
-        ensure!((0.0..0.5).contains(&vf), "field `model.hivae.data.val_fraction`: must be in [0, 0.5), got {vf}");
+        ensure!(
+            (0.0..0.5).contains(&vf),
+            "field `model.hivae.data.val_fraction`: must be in [0, 0.5), got {vf}"
+        );
         if let Missing::Mcar { rate, .. } = self.data.missing {
-            ensure!(rate > 0.0 && rate < 1.0, "field `model.hivae.data.missing.mcar.rate`: must be in (0, 1), got {rate}");
+            ensure!(
+                rate > 0.0 && rate < 1.0,
+                "field `model.hivae.data.missing.mcar.rate`: must be in (0, 1), got {rate}"
+            );
         }
         self.posterior.validate(self.z_dim, "model.hivae.posterior")
     }
@@ -183,17 +199,43 @@ impl Hivae {
         let mut stats = Vec::new();
         let mut ranges = Vec::new();
         for (j, t) in types.iter().enumerate() {
-            let f = |v: f64| if matches!(t.kind, Kind::Positive | Kind::Count) { v.ln_1p() } else { v };
-            let seen: Vec<f64> = (0..n).filter(|&i| train[i * d + j]).map(|i| f(table.values[i * d + j])).collect();
-            ensure!(!seen.is_empty(), "{}: column {} has no observed training cell", c.csv.display(), j + 1);
+            let f = |v: f64| {
+                if matches!(t.kind, Kind::Positive | Kind::Count) {
+                    v.ln_1p()
+                } else {
+                    v
+                }
+            };
+            let seen: Vec<f64> = (0..n)
+                .filter(|&i| train[i * d + j])
+                .map(|i| f(table.values[i * d + j]))
+                .collect();
+            ensure!(
+                !seen.is_empty(),
+                "{}: column {} has no observed training cell",
+                c.csv.display(),
+                j + 1
+            );
             let mean = seen.iter().sum::<f64>() / seen.len() as f64;
             let var = seen.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / seen.len() as f64;
-            stats.push(Stats { mean, std: var.sqrt().max(1e-6) });
-            let present: Vec<f64> = (0..n).filter(|&i| table.present[i * d + j]).map(|i| table.values[i * d + j]).collect();
-            let (lo, hi) = present.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            stats.push(Stats {
+                mean,
+                std: var.sqrt().max(1e-6),
+            });
+            let present: Vec<f64> = (0..n)
+                .filter(|&i| table.present[i * d + j])
+                .map(|i| table.values[i * d + j])
+                .collect();
+            let (lo, hi) = present
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                });
             ranges.push(hi - lo);
         }
-        let x = Tensor::from_slice(&table.values).reshape([n as i64, d as i64]).to_kind(DType::Float);
+        let x = Tensor::from_slice(&table.values)
+            .reshape([n as i64, d as i64])
+            .to_kind(DType::Float);
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let width: i64 = types.iter().map(input_width).sum();
@@ -202,7 +244,8 @@ impl Hivae {
         let prior_flow = if config.prior_flow.is_empty() {
             None
         } else {
-            let f = FlowParams::build(&config.prior_flow, &(&root / "prior_flow"), zd).context("model.hivae.prior_flow")?;
+            let f = FlowParams::build(&config.prior_flow, &(&root / "prior_flow"), zd)
+                .context("model.hivae.prior_flow")?;
             ensure!(!f.has_batch_statistics(), "field `model.hivae.prior_flow`: batchnorm needs data batches; a prior flow is evaluated on posterior samples");
             Some(f)
         };
@@ -218,10 +261,21 @@ impl Hivae {
         };
         Ok(Hivae {
             s_head: nn::linear(&enc / "s", width, k, Default::default()),
-            posterior: Posterior::new(&enc, &(&root / "posterior"), &config.posterior, width + k, zd),
+            posterior: Posterior::new(
+                &enc,
+                &(&root / "posterior"),
+                &config.posterior,
+                width + k,
+                zd,
+            ),
             prior_mean: nn::linear(&root / "prior" / "mean", k, zd, no_bias),
             prior_flow,
-            y_layer: nn::linear(&root / "decoder" / "y", zd, yd * d as i64, Default::default()),
+            y_layer: nn::linear(
+                &root / "decoder" / "y",
+                zd,
+                yd * d as i64,
+                Default::default(),
+            ),
             heads,
             x: x.to_device(device),
             train_seen: mask_tensor(&train, n, d).to_device(device),
@@ -245,7 +299,14 @@ impl Hivae {
             .heads
             .iter()
             .enumerate()
-            .map(|(j, h)| encode(&h.t, h.stats, &x.select(1, j as i64), &seen.select(1, j as i64)))
+            .map(|(j, h)| {
+                encode(
+                    &h.t,
+                    h.stats,
+                    &x.select(1, j as i64),
+                    &seen.select(1, j as i64),
+                )
+            })
             .collect();
         Tensor::cat(&cols, 1)
     }
@@ -271,7 +332,10 @@ impl Hivae {
                 let g = -(-logits.rand_like().clamp(1e-10, 1.0).log()).log();
                 ((&logits + g) / t).softmax(1, DType::Float)
             }
-            None => logits.argmax(1, false).one_hot(logits.size()[1]).to_kind(DType::Float),
+            None => logits
+                .argmax(1, false)
+                .one_hot(logits.size()[1])
+                .to_kind(DType::Float),
         };
         (s, log_q)
     }
@@ -284,9 +348,15 @@ impl Hivae {
         let kl_z = if self.posterior.is_gaussian() && self.prior_flow.is_none() {
             gaussian_kl(&(&post.mean - self.prior_mean.forward(&s)), &post.log_var)
         } else {
-            diag_normal_log_prob(&post.z0, &post.mean, &post.log_var) - &post.log_det - self.prior_log_prob(&post.z, &s)?
+            diag_normal_log_prob(&post.z0, &post.mean, &post.log_var)
+                - &post.log_det
+                - self.prior_log_prob(&post.z, &s)?
         };
-        let kl_s = (log_qs.exp() * (&log_qs + (self.config.s_dim as f64).ln())).sum_dim_intlist(1, false, DType::Float);
+        let kl_s = (log_qs.exp() * (&log_qs + (self.config.s_dim as f64).ln())).sum_dim_intlist(
+            1,
+            false,
+            DType::Float,
+        );
         let y = self.y_layer.forward(&post.z);
         let yd = self.config.y_dim;
         let log_lik = self
@@ -296,7 +366,10 @@ impl Hivae {
             .map(|(j, head)| {
                 let j = j as i64;
                 let p = head.params(&y.narrow(1, j * yd, yd), &s);
-                (head.t.kind, head.log_prob(&p, &x.select(1, j)) * seen.select(1, j))
+                (
+                    head.t.kind,
+                    head.log_prob(&p, &x.select(1, j)) * seen.select(1, j),
+                )
             })
             .collect();
         Ok(Terms {
@@ -324,11 +397,13 @@ impl Hivae {
         let mut order = self.order.borrow_mut();
         if order.0 != epoch {
             let mut perm: Vec<i64> = (0..n).collect();
-            Rng::new(self.config.data.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).shuffle(&mut perm);
+            Rng::new(self.config.data.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .shuffle(&mut perm);
             *order = (epoch, perm);
         }
         let len = batch_size.min(n);
-        Tensor::from_slice(&order.1[(i * len) as usize..((i + 1) * len) as usize]).to_device(self.x.device())
+        Tensor::from_slice(&order.1[(i * len) as usize..((i + 1) * len) as usize])
+            .to_device(self.x.device())
     }
 
     /// Imputations of every cell `[n, D]` given the cells in `seen`: the likelihood's mode/mean at
@@ -338,8 +413,21 @@ impl Hivae {
             let mut out = Vec::new();
             for (xs, ss) in x.split(2048, 0).iter().zip(seen.split(2048, 0)) {
                 let xin = self.encode_input(xs, &ss);
-                let (s, _) = self.mixture(&xin, if draw { Some(self.config.temperature.min) } else { None });
-                let s = if draw { s.argmax(1, false).one_hot(self.config.s_dim).to_kind(DType::Float) } else { s };
+                let (s, _) = self.mixture(
+                    &xin,
+                    if draw {
+                        Some(self.config.temperature.min)
+                    } else {
+                        None
+                    },
+                );
+                let s = if draw {
+                    s.argmax(1, false)
+                        .one_hot(self.config.s_dim)
+                        .to_kind(DType::Float)
+                } else {
+                    s
+                };
                 let h = Tensor::cat(&[&xin, &s], 1);
                 let z = if draw {
                     self.posterior.sample(&h, 1)?.z
@@ -356,7 +444,11 @@ impl Hivae {
                     .enumerate()
                     .map(|(j, head)| {
                         let p = head.params(&y.narrow(1, j as i64 * yd, yd), &s);
-                        if draw { head.sample(&p) } else { head.impute(&p) }
+                        if draw {
+                            head.sample(&p)
+                        } else {
+                            head.impute(&p)
+                        }
                     })
                     .collect();
                 out.push(Tensor::stack(&cols, 1));
@@ -373,7 +465,13 @@ impl Hivae {
             .enumerate()
             .filter_map(|(j, t)| {
                 let j = j as i64;
-                column_error(t, &self.x.select(1, j), &x_hat.select(1, j), &cells.select(1, j), self.ranges[j as usize])
+                column_error(
+                    t,
+                    &self.x.select(1, j),
+                    &x_hat.select(1, j),
+                    &cells.select(1, j),
+                    self.ranges[j as usize],
+                )
             })
             .collect();
         (!errs.is_empty()).then(|| errs.iter().sum::<f64>() / errs.len() as f64)
@@ -386,12 +484,25 @@ impl Hivae {
             .iter()
             .enumerate()
             .map(|(j, t)| {
-                let (x, w) = (self.x.select(1, j as i64).to_kind(DType::Double), self.all_seen.select(1, j as i64).to_kind(DType::Double));
+                let (x, w) = (
+                    self.x.select(1, j as i64).to_kind(DType::Double),
+                    self.all_seen.select(1, j as i64).to_kind(DType::Double),
+                );
                 let v = if t.is_numerical() {
                     ((&x * &w).sum(DType::Double) / w.sum(DType::Double)).double_value(&[])
                 } else {
-                    let counts: Vec<f64> = (1..=t.classes).map(|c| (x.eq(c as f64).to_kind(DType::Double) * &w).sum(DType::Double).double_value(&[])).collect();
-                    1.0 + counts.iter().enumerate().fold(0, |best, (i, &c)| if c > counts[best] { i } else { best }) as f64
+                    let counts: Vec<f64> = (1..=t.classes)
+                        .map(|c| {
+                            (x.eq(c as f64).to_kind(DType::Double) * &w)
+                                .sum(DType::Double)
+                                .double_value(&[])
+                        })
+                        .collect();
+                    1.0 + counts
+                        .iter()
+                        .enumerate()
+                        .fold(0, |best, (i, &c)| if c > counts[best] { i } else { best })
+                        as f64
                 };
                 x.full_like(v)
             })
@@ -411,9 +522,15 @@ impl Model for Hivae {
 
     fn loss(&mut self, ctx: &StepContext) -> Result<Losses> {
         let rows = self.batch_rows(ctx.step, ctx.batch_size);
-        let (x, seen) = (self.x.index_select(0, &rows), self.train_seen.index_select(0, &rows));
+        let (x, seen) = (
+            self.x.index_select(0, &rows),
+            self.train_seen.index_select(0, &rows),
+        );
         let t = self.terms(&x, &seen, self.tau(ctx.step, ctx.batch_size))?;
-        let log_lik = t.log_lik.iter().fold(t.kl_s.zeros_like(), |a, (_, l)| a + l);
+        let log_lik = t
+            .log_lik
+            .iter()
+            .fold(t.kl_s.zeros_like(), |a, (_, l)| a + l);
         let loss = -(&log_lik - (&t.kl_z + &t.kl_s) * ctx.beta).mean(DType::Float);
         let mut terms = Vec::new();
         if ctx.diagnostics {
@@ -422,20 +539,44 @@ impl Model for Hivae {
             terms.push(("kl_z", mean(&t.kl_z)));
             terms.push(("kl_s", mean(&t.kl_s)));
             terms.push(("log_det", mean(&t.log_det)));
-            terms.push(("temperature", Tensor::from(self.tau(ctx.step, ctx.batch_size))));
-            for (kind, name) in [(Kind::Real, "recon_real"), (Kind::Positive, "recon_pos"), (Kind::Count, "recon_count"), (Kind::Categorical, "recon_cat"), (Kind::Ordinal, "recon_ordinal")] {
-                let parts: Vec<&Tensor> = t.log_lik.iter().filter(|(k, _)| *k == kind).map(|(_, l)| l).collect();
+            terms.push((
+                "temperature",
+                Tensor::from(self.tau(ctx.step, ctx.batch_size)),
+            ));
+            for (kind, name) in [
+                (Kind::Real, "recon_real"),
+                (Kind::Positive, "recon_pos"),
+                (Kind::Count, "recon_count"),
+                (Kind::Categorical, "recon_cat"),
+                (Kind::Ordinal, "recon_ordinal"),
+            ] {
+                let parts: Vec<&Tensor> = t
+                    .log_lik
+                    .iter()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, l)| l)
+                    .collect();
                 if !parts.is_empty() {
-                    terms.push((name, -mean(&parts.into_iter().fold(t.kl_s.zeros_like(), |a, l| a + l))));
+                    terms.push((
+                        name,
+                        -mean(&parts.into_iter().fold(t.kl_s.zeros_like(), |a, l| a + l)),
+                    ));
                 }
             }
         }
-        Ok(Losses { loss, terms, layers: vec![] })
+        Ok(Losses {
+            loss,
+            terms,
+            layers: vec![],
+        })
     }
 
     fn validation(&self) -> Result<Vec<(&'static str, f64)>> {
         let x_hat = self.impute_with(&self.x, &self.train_seen, false)?;
-        Ok(self.error(&x_hat, &self.val_cells).map(|e| vec![("imputation_error", e)]).unwrap_or_default())
+        Ok(self
+            .error(&x_hat, &self.val_cells)
+            .map(|e| vec![("imputation_error", e)])
+            .unwrap_or_default())
     }
 
     fn steps_per_epoch(&self, batch_size: i64) -> Option<i64> {
@@ -445,16 +586,27 @@ impl Model for Hivae {
     fn locate_nonfinite(&self, ctx: &StepContext) -> Option<String> {
         tch::no_grad(|| {
             let rows = self.batch_rows(ctx.step, ctx.batch_size);
-            let xin = self.encode_input(&self.x.index_select(0, &rows), &self.train_seen.index_select(0, &rows));
+            let xin = self.encode_input(
+                &self.x.index_select(0, &rows),
+                &self.train_seen.index_select(0, &rows),
+            );
             if !all_finite(&xin) {
                 return Some("the input coding (a value too large for its type?)".into());
             }
-            match self.terms(&self.x.index_select(0, &rows), &self.train_seen.index_select(0, &rows), self.tau(ctx.step, ctx.batch_size)) {
+            match self.terms(
+                &self.x.index_select(0, &rows),
+                &self.train_seen.index_select(0, &rows),
+                self.tau(ctx.step, ctx.batch_size),
+            ) {
                 Err(e) => Some(format!("the posterior or prior flow ({e})")),
                 Ok(t) => {
                     for (j, (_, l)) in t.log_lik.iter().enumerate() {
                         if !all_finite(l) {
-                            return Some(format!("the likelihood of column {} ({})", j + 1, self.types[j].name()));
+                            return Some(format!(
+                                "the likelihood of column {} ({})",
+                                j + 1,
+                                self.types[j].name()
+                            ));
                         }
                     }
                     (!all_finite(&t.kl_z)).then(|| "the KL term of z".into())
@@ -466,18 +618,36 @@ impl Model for Hivae {
     fn evaluate(&self) -> Result<Vec<(String, f64)>> {
         let mut out = Vec::new();
         let mut elbo = 0.0;
-        for (x, s) in self.x.split(2048, 0).iter().zip(self.all_seen.split(2048, 0)) {
+        for (x, s) in self
+            .x
+            .split(2048, 0)
+            .iter()
+            .zip(self.all_seen.split(2048, 0))
+        {
             let t = tch::no_grad(|| self.terms(x, &s, self.config.temperature.min))?;
-            let ll = t.log_lik.iter().fold(t.kl_s.zeros_like(), |a, (_, l)| a + l);
+            let ll = t
+                .log_lik
+                .iter()
+                .fold(t.kl_s.zeros_like(), |a, (_, l)| a + l);
             elbo += (ll - t.kl_z - t.kl_s).sum(DType::Double).double_value(&[]);
         }
         out.push(("elbo".into(), elbo / self.rows() as f64));
-        if let Some(e) = self.error(&self.impute_with(&self.x, &self.train_seen, false)?, &self.val_cells) {
+        if let Some(e) = self.error(
+            &self.impute_with(&self.x, &self.train_seen, false)?,
+            &self.val_cells,
+        ) {
             out.push(("val_imputation_error".into(), e));
         }
-        if let Some(e) = self.error(&self.impute_with(&self.x, &self.all_seen, false)?, &self.test_cells) {
+        if let Some(e) = self.error(
+            &self.impute_with(&self.x, &self.all_seen, false)?,
+            &self.test_cells,
+        ) {
             out.push(("test_imputation_error".into(), e));
-            out.push(("test_mean_mode_error".into(), self.error(&self.mean_mode_imputation(), &self.test_cells).unwrap_or(f64::NAN)));
+            out.push((
+                "test_mean_mode_error".into(),
+                self.error(&self.mean_mode_imputation(), &self.test_cells)
+                    .unwrap_or(f64::NAN),
+            ));
         }
         Ok(out)
     }
@@ -498,15 +668,23 @@ impl Model for Hivae {
         tch::no_grad(|| {
             let k = self.config.s_dim;
             let dev = self.x.device();
-            let s = Tensor::randint(k, [n], (DType::Int64, dev)).one_hot(k).to_kind(DType::Float);
-            let u = self.prior_mean.forward(&s) + Tensor::randn([n, self.config.z_dim], (DType::Float, dev)) * t;
+            let s = Tensor::randint(k, [n], (DType::Int64, dev))
+                .one_hot(k)
+                .to_kind(DType::Float);
+            let u = self.prior_mean.forward(&s)
+                + Tensor::randn([n, self.config.z_dim], (DType::Float, dev)) * t;
             let z = match &self.prior_flow {
                 None => u,
                 Some(f) => f.bijector().forward(&u, None)?.0,
             };
             let y = self.y_layer.forward(&z);
             let yd = self.config.y_dim;
-            let cols: Vec<Tensor> = self.heads.iter().enumerate().map(|(j, h)| h.sample(&h.params(&y.narrow(1, j as i64 * yd, yd), &s))).collect();
+            let cols: Vec<Tensor> = self
+                .heads
+                .iter()
+                .enumerate()
+                .map(|(j, h)| h.sample(&h.params(&y.narrow(1, j as i64 * yd, yd), &s)))
+                .collect();
             Ok(Tensor::stack(&cols, 1))
         })
     }

@@ -61,9 +61,16 @@ pub struct Head {
 /// A column's likelihood, given parameters for a batch.
 pub enum Params {
     /// Normalized mean and variance (of x, or of ln(1 + x) for pos).
-    Normal { mean: Tensor, var: Tensor },
-    Poisson { rate: Tensor },
-    Classes { log_p: Tensor },
+    Normal {
+        mean: Tensor,
+        var: Tensor,
+    },
+    Poisson {
+        rate: Tensor,
+    },
+    Classes {
+        log_p: Tensor,
+    },
 }
 
 impl Head {
@@ -98,7 +105,8 @@ impl Head {
                 rate: a.squeeze_dim(1).softplus() + 1e-6,
             },
             Kind::Categorical => Params::Classes {
-                log_p: Tensor::cat(&[a.zeros_like().narrow(1, 0, 1), a], 1).log_softmax(1, DType::Float),
+                log_p: Tensor::cat(&[a.zeros_like().narrow(1, 0, 1), a], 1)
+                    .log_softmax(1, DType::Float),
             },
             Kind::Ordinal => {
                 // θ_1 < … < θ_{C−1}; P(x ≤ r) = σ(θ_r − h); P(x = r) = differences.
@@ -133,7 +141,9 @@ impl Head {
             }
             Params::Poisson { rate } => x * rate.log() - rate - (x + 1.0).lgamma(),
             Params::Classes { log_p } => {
-                let idx = (x - 1.0).clamp(0.0, (self.t.classes - 1) as f64).to_kind(DType::Int64);
+                let idx = (x - 1.0)
+                    .clamp(0.0, (self.t.classes - 1) as f64)
+                    .to_kind(DType::Int64);
                 log_p.gather(1, &idx.unsqueeze(1), false).squeeze_dim(1)
             }
         }
@@ -168,7 +178,12 @@ impl Head {
             }
             Params::Poisson { rate } => rate.poisson(),
             Params::Classes { log_p } => {
-                log_p.exp().multinomial(1, true).squeeze_dim(1).to_kind(DType::Float) + 1.0
+                log_p
+                    .exp()
+                    .multinomial(1, true)
+                    .squeeze_dim(1)
+                    .to_kind(DType::Float)
+                    + 1.0
             }
         }
     }
@@ -176,15 +191,30 @@ impl Head {
 
 /// The release's per-column error of imputations `x_hat` against `x` on the cells where
 /// `cells` is set (`[n]` each); `range` = max − min of the column's true values. None if no cell.
-pub fn column_error(t: &ColumnType, x: &Tensor, x_hat: &Tensor, cells: &Tensor, range: f64) -> Option<f64> {
-    let n = cells.to_kind(DType::Double).sum(DType::Double).double_value(&[]);
+pub fn column_error(
+    t: &ColumnType,
+    x: &Tensor,
+    x_hat: &Tensor,
+    cells: &Tensor,
+    range: f64,
+) -> Option<f64> {
+    let n = cells
+        .to_kind(DType::Double)
+        .sum(DType::Double)
+        .double_value(&[]);
     if n == 0.0 {
         return None;
     }
     let w = cells.to_kind(DType::Double);
     let diff = (x.to_kind(DType::Double) - x_hat.to_kind(DType::Double)) * &w;
     let e = match t.kind {
-        Kind::Categorical => diff.ne(0.0).to_kind(DType::Double).sum(DType::Double).double_value(&[]) / n,
+        Kind::Categorical => {
+            diff.ne(0.0)
+                .to_kind(DType::Double)
+                .sum(DType::Double)
+                .double_value(&[])
+                / n
+        }
         Kind::Ordinal => diff.abs().sum(DType::Double).double_value(&[]) / n / t.classes as f64,
         _ => (diff.square().sum(DType::Double).double_value(&[]) / n).sqrt() / range.max(1e-12),
     };
