@@ -6,6 +6,7 @@ pub mod base;
 pub mod density;
 pub mod flow_fit;
 pub mod hivae;
+pub mod hivae_config;
 pub mod hivae_lik;
 pub mod posterior;
 pub mod vae;
