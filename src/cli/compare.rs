@@ -17,19 +17,19 @@ pub struct CompareArgs {
     csv: PathBuf,
 }
 
-const COLUMNS: [&str; 12] = [
-    "run",
-    "model",
-    "posterior",
-    "latent",
-    "test -ELBO",
-    "test NLL",
-    "S",
-    "test recon",
-    "best val",
-    "steps",
-    "steps/s",
-    "train s",
+/// Metric columns: header, metrics.json key, negate, decimals. A column is shown when any run has it.
+const METRICS: [(&str, &str, bool, usize); 11] = [
+    ("test -ELBO", "test_elbo", true, 2),
+    ("test NLL", "test_nll", false, 3),
+    ("S", "importance_samples", false, 0),
+    ("test recon", "test_recon", false, 2),
+    ("KL", "kl", false, 4),
+    ("test imputation error", "test_imputation_error", false, 4),
+    ("mean/mode error", "test_mean_mode_error", false, 4),
+    ("best val", "best_val", false, 3),
+    ("steps", "steps", false, 0),
+    ("steps/s", "steps_per_sec", false, 1),
+    ("train s", "train_seconds", false, 0),
 ];
 
 fn describe(model: &ModelConfig) -> (String, String, String) {
@@ -42,50 +42,130 @@ fn describe(model: &ModelConfig) -> (String, String, String) {
     }
 }
 
+struct Run {
+    name: String,
+    describe: (String, String, String),
+    metrics: serde_json::Value,
+    /// The config without its name and seed: runs that differ only there are seeds of one setting.
+    setting: String,
+}
+
+fn value(m: &serde_json::Value, key: &str, neg: bool) -> Option<f64> {
+    m.get(key)
+        .and_then(|v| v.as_f64())
+        .map(|v| if neg { -v } else { v })
+}
+
+fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut s = format!(
+        "| {} |\n|{}\n",
+        header.join(" | "),
+        "---|".repeat(header.len())
+    );
+    for r in rows {
+        s += &format!("| {} |\n", r.join(" | "));
+    }
+    s
+}
+
 pub fn run(args: CompareArgs) -> Result<()> {
-    let mut rows = Vec::new();
+    let mut runs = Vec::new();
     for run in &args.runs {
         let dir = RunDir::open(run)?;
-        let cfg = dir.read_config()?;
+        let mut cfg = dir.read_config()?;
         let path = run.join("metrics.json");
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!("{}: no metrics.json (is the run finished?)", run.display())
         })?;
-        let m: serde_json::Value = serde_json::from_str(&text)
+        let metrics: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{}: not valid JSON", path.display()))?;
-        let num = |k: &str, neg: bool, digits: usize| {
-            m.get(k)
-                .and_then(|v| v.as_f64())
-                .map(|v| format!("{:.*}", digits, if neg { -v } else { v }))
-                .unwrap_or_else(|| "-".into())
-        };
-        let (model, posterior, latent) = describe(&cfg.model);
-        rows.push(vec![
-            cfg.name.clone(),
-            model,
-            posterior,
-            latent,
-            num("test_elbo", true, 2),
-            num("test_nll", false, 2),
-            num("importance_samples", false, 0),
-            num("test_recon", false, 2),
-            num("best_val", false, 2),
-            num("steps", false, 0),
-            num("steps_per_sec", false, 1),
-            num("train_seconds", false, 0),
-        ]);
+        let name = cfg.name.clone();
+        let describe = describe(&cfg.model);
+        cfg.name = String::new();
+        cfg.train.seed = 0;
+        runs.push(Run {
+            name,
+            describe,
+            metrics,
+            setting: cfg.to_pretty_json(),
+        });
     }
-    ensure!(!rows.is_empty(), "no runs to compare");
-    println!("| {} |", COLUMNS.join(" | "));
-    println!("|{}", "---|".repeat(COLUMNS.len()));
-    for r in &rows {
-        println!("| {} |", r.join(" | "));
-    }
-    let mut csv = COLUMNS.join(",") + "\n";
+    ensure!(!runs.is_empty(), "no runs to compare");
+    let shown: Vec<_> = METRICS
+        .iter()
+        .filter(|(_, k, ..)| runs.iter().any(|r| r.metrics.get(*k).is_some()))
+        .collect();
+    let mut header: Vec<String> = ["run", "model", "posterior", "latent"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    header.extend(shown.iter().map(|(h, ..)| h.to_string()));
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            let (m, p, l) = r.describe.clone();
+            let mut row = vec![r.name.clone(), m, p, l];
+            row.extend(shown.iter().map(|(_, k, neg, d)| {
+                value(&r.metrics, k, *neg)
+                    .map(|v| format!("{v:.*}", d))
+                    .unwrap_or_else(|| "-".into())
+            }));
+            row
+        })
+        .collect();
+    print!("{}", markdown(&header, &rows));
+    let mut csv = header.join(",") + "\n";
     for r in &rows {
         csv += &(r.join(",") + "\n");
     }
     rundir::write_atomic(&args.csv, csv.as_bytes())?;
     eprintln!("wrote {}", args.csv.display());
+
+    // Settings run with several seeds: mean ± std (sample standard deviation) over seeds.
+    let mut groups: Vec<(String, Vec<&Run>)> = Vec::new();
+    for r in &runs {
+        match groups.iter_mut().find(|(s, _)| *s == r.setting) {
+            Some((_, g)) => g.push(r),
+            None => groups.push((r.setting.clone(), vec![r])),
+        }
+    }
+    if groups.iter().any(|(_, g)| g.len() > 1) {
+        let stats: Vec<_> = shown
+            .iter()
+            .filter(|(_, k, ..)| !["steps", "importance_samples"].contains(k))
+            .collect();
+        let mut header: Vec<String> = vec!["setting (first run)".into(), "seeds".into()];
+        header.extend(stats.iter().map(|(h, ..)| h.to_string()));
+        let rows: Vec<Vec<String>> = groups
+            .iter()
+            .map(|(_, g)| {
+                let mut row = vec![g[0].name.clone(), g.len().to_string()];
+                for (_, k, neg, d) in &stats {
+                    let v: Vec<f64> = g
+                        .iter()
+                        .filter_map(|r| value(&r.metrics, k, *neg))
+                        .collect();
+                    row.push(if v.is_empty() {
+                        "-".into()
+                    } else {
+                        let mean = v.iter().sum::<f64>() / v.len() as f64;
+                        let sd = if v.len() > 1 {
+                            (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
+                                / (v.len() - 1) as f64)
+                                .sqrt()
+                        } else {
+                            0.0
+                        };
+                        format!("{mean:.*} ± {sd:.*}", d, d)
+                    });
+                }
+                row
+            })
+            .collect();
+        println!(
+            "\nmean ± std over seeds (runs whose configs differ only in name and train.seed):\n"
+        );
+        print!("{}", markdown(&header, &rows));
+    }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod check;
 mod compare;
 mod impute;
 mod plot;
+mod sweep;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +44,10 @@ enum Command {
         /// libtorch intra-op threads (overrides runtime.threads).
         #[arg(long)]
         threads: Option<i32>,
+        /// Override a config field by its path, e.g. `--set train.seed=3`
+        /// `--set model.flow_fit.flow[0].planar.length=32` (repeatable; VALUE is JSON or a string).
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        sets: Vec<String>,
     },
     /// Re-evaluate a trained run and print its metrics as JSON.
     Eval {
@@ -76,6 +81,8 @@ enum Command {
     /// Run the three bijector checks (round trip, autograd log-det, density integrates to 1) on
     /// the flow a config builds, or on a trained run's flow.
     Check(check::CheckArgs),
+    /// Run a sweep file's configs locally, or write them as a Slurm job array.
+    Sweep(sweep::SweepArgs),
     /// Fill the missing cells of a table with a trained HI-VAE.
     Impute(impute::ImputeArgs),
     /// Final metrics of several runs as a markdown table (and a CSV).
@@ -104,6 +111,7 @@ pub fn main() -> Result<()> {
             resume,
             init_from,
             threads,
+            sets,
         } => {
             let opts = RunOptions {
                 out,
@@ -113,12 +121,17 @@ pub fn main() -> Result<()> {
                 threads,
             };
             // Parse every config first so a typo in the last one fails before any training.
+            use flowlab::experiment::overrides;
             let cfgs: Vec<ExperimentConfig> = if configs.is_empty() {
-                vec![ExperimentConfig::builtin_default()]
+                let base = serde_json::to_value(ExperimentConfig::builtin_default())?;
+                vec![overrides::apply(&base, &sets)?]
             } else {
                 configs
                     .iter()
-                    .map(|p| ExperimentConfig::load(p))
+                    .map(|p| {
+                        overrides::apply(&overrides::read_json(p)?, &sets)
+                            .with_context(|| format!("invalid config {}", p.display()))
+                    })
                     .collect::<Result<_>>()?
             };
             for cfg in cfgs {
@@ -184,6 +197,7 @@ pub fn main() -> Result<()> {
         Command::Check(args) => check::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Impute(args) => impute::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Plot(cmd) => plot::run(cmd),
     }
 }

@@ -1,7 +1,9 @@
 //! From a config to a finished run folder: configs, the trainer, the run folder, the optimizer.
 pub mod config;
 pub mod optim;
+pub mod overrides;
 pub mod rundir;
+pub mod sweep;
 pub mod trainer;
 
 use crate::model::{

@@ -1,0 +1,177 @@
+//! `flowlab sweep SWEEP.json [--jobs N] [--slurm]`: runs a sweep's configs locally, N at a time
+//! (each with the sweep's `threads_per_job`), skipping finished runs and resuming interrupted
+//! ones; or, with `--slurm`, writes an sbatch job-array script and one resolved config per task
+//! instead (under `ROOT/.slurm/`). All runs land under one output root, so `tensorboard --logdir ROOT` overlays them and
+//! `flowlab compare ROOT/*` tabulates them (mean ± std over seeds).
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use flowlab::experiment::rundir;
+use flowlab::experiment::sweep::SweepFile;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+#[derive(Args)]
+pub struct SweepArgs {
+    sweep: PathBuf,
+    /// Runs at a time (choose jobs × threads_per_job ≤ cores).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Output root (default: the sweep file's `out`, else runs/<sweep file stem>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write a Slurm job-array script instead of running.
+    #[arg(long)]
+    slurm: bool,
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+pub fn run(args: SweepArgs) -> Result<()> {
+    let file = SweepFile::load(&args.sweep)?;
+    let runs = file.expand()?;
+    let stem = args
+        .sweep
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("sweep")
+        .to_string();
+    let out = args
+        .out
+        .clone()
+        .or(file.out.clone())
+        .unwrap_or_else(|| PathBuf::from("runs").join(&stem));
+    let out = absolute(&out)?;
+    let configs = out.join(if args.slurm {
+        ".slurm/configs"
+    } else {
+        ".sweep/configs"
+    });
+    std::fs::create_dir_all(&configs)
+        .with_context(|| format!("cannot create {}", configs.display()))?;
+    for (i, r) in runs.iter().enumerate() {
+        let file_name = if args.slurm {
+            format!("{i}.json")
+        } else {
+            format!("{}.json", r.name)
+        };
+        rundir::write_atomic(
+            &configs.join(file_name),
+            r.config.to_pretty_json().as_bytes(),
+        )?;
+    }
+    let exe = std::env::current_exe()?;
+    if args.slurm {
+        let names: String = runs.iter().map(|r| format!("{}\n", r.name)).collect();
+        rundir::write_atomic(&out.join(".slurm/names.txt"), names.as_bytes())?;
+        std::fs::create_dir_all(out.join(".slurm/logs"))?;
+        let script = format!(
+            r#"#!/bin/bash
+# flowlab sweep {sweep}: {n} runs as a Slurm job array. Submit with: sbatch {script}
+#SBATCH --job-name=flowlab-{stem}
+#SBATCH --array=0-{last}
+#SBATCH --cpus-per-task={threads}
+#SBATCH --output={out}/.slurm/logs/%A_%a.out
+set -euo pipefail
+FLOWLAB="${{FLOWLAB:-{exe}}}"
+task="${{SLURM_ARRAY_TASK_ID:?run under sbatch, or set SLURM_ARRAY_TASK_ID}}"
+name=$(sed -n "$((task + 1))p" "{out}/.slurm/names.txt")
+if [ -f "{out}/$name/metrics.json" ]; then echo "$name: finished already"; exit 0; fi
+resume=()
+if [ -d "{out}/$name" ]; then resume=(--resume); fi
+exec "$FLOWLAB" run "{out}/.slurm/configs/$task.json" --out "{out}" --threads {threads} "${{resume[@]}}"
+"#,
+            sweep = args.sweep.display(),
+            n = runs.len(),
+            script = out.join(".slurm/sweep.sbatch").display(),
+            last = runs.len() - 1,
+            threads = file.threads_per_job,
+            out = out.display(),
+            exe = exe.display(),
+        );
+        let path = out.join(".slurm/sweep.sbatch");
+        rundir::write_atomic(&path, script.as_bytes())?;
+        eprintln!(
+            "wrote {} ({} tasks) and its configs; submit with `sbatch {}`",
+            path.display(),
+            runs.len(),
+            path.display()
+        );
+        return Ok(());
+    }
+    let queue = Arc::new(Mutex::new(
+        runs.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+    ));
+    let failed = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..args.jobs.max(1))
+        .map(|_| {
+            let (queue, failed, out, configs, exe) = (
+                queue.clone(),
+                failed.clone(),
+                out.clone(),
+                configs.clone(),
+                exe.clone(),
+            );
+            std::thread::spawn(move || loop {
+                let Some(name) = queue
+                    .lock()
+                    .map(|mut q| (!q.is_empty()).then(|| q.remove(0)))
+                    .ok()
+                    .flatten()
+                else {
+                    break;
+                };
+                let folder = out.join(&name);
+                if folder.join("metrics.json").exists() {
+                    eprintln!("{name}: finished already, skipped");
+                    continue;
+                }
+                let mut cmd = std::process::Command::new(&exe);
+                cmd.arg("run")
+                    .arg(configs.join(format!("{name}.json")))
+                    .arg("--out")
+                    .arg(&out);
+                if folder.is_dir() {
+                    cmd.arg("--resume");
+                }
+                let log = out.join(".sweep/logs").join(format!("{name}.log"));
+                let _ = std::fs::create_dir_all(out.join(".sweep/logs"));
+                let status = std::fs::File::create(&log)
+                    .and_then(|f| cmd.stdout(std::process::Stdio::null()).stderr(f).status());
+                match status {
+                    Ok(s) if s.success() => eprintln!("{name}: done"),
+                    _ => {
+                        eprintln!("{name}: FAILED (see {})", log.display());
+                        if let Ok(mut f) = failed.lock() {
+                            f.push(name);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.join();
+    }
+    let failed = failed.lock().map(|f| f.clone()).unwrap_or_default();
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} runs failed: {}",
+            failed.len(),
+            runs.len(),
+            failed.join(", ")
+        );
+    }
+    eprintln!(
+        "{} runs under {}; compare with `flowlab compare {}/*/`",
+        runs.len(),
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
