@@ -117,38 +117,39 @@ exec "$FLOWLAB" run "{out}/.slurm/configs/$task.json" --out "{out}" --threads {t
                 configs.clone(),
                 exe.clone(),
             );
-            std::thread::spawn(move || loop {
-                let Some(name) = queue
+            let next = move || {
+                queue
                     .lock()
                     .map(|mut q| (!q.is_empty()).then(|| q.remove(0)))
                     .ok()
                     .flatten()
-                else {
-                    break;
-                };
-                let folder = out.join(&name);
-                if folder.join("metrics.json").exists() {
-                    eprintln!("{name}: finished already, skipped");
-                    continue;
-                }
-                let mut cmd = std::process::Command::new(&exe);
-                cmd.arg("run")
-                    .arg(configs.join(format!("{name}.json")))
-                    .arg("--out")
-                    .arg(&out);
-                if folder.is_dir() {
-                    cmd.arg("--resume");
-                }
-                let log = out.join(".sweep/logs").join(format!("{name}.log"));
-                let _ = std::fs::create_dir_all(out.join(".sweep/logs"));
-                let status = std::fs::File::create(&log)
-                    .and_then(|f| cmd.stdout(std::process::Stdio::null()).stderr(f).status());
-                match status {
-                    Ok(s) if s.success() => eprintln!("{name}: done"),
-                    _ => {
-                        eprintln!("{name}: FAILED (see {})", log.display());
-                        if let Ok(mut f) = failed.lock() {
-                            f.push(name);
+            };
+            std::thread::spawn(move || {
+                while let Some(name) = next() {
+                    let folder = out.join(&name);
+                    if folder.join("metrics.json").exists() {
+                        eprintln!("{name}: finished already, skipped");
+                        continue;
+                    }
+                    let mut cmd = std::process::Command::new(&exe);
+                    cmd.arg("run")
+                        .arg(configs.join(format!("{name}.json")))
+                        .arg("--out")
+                        .arg(&out);
+                    if folder.is_dir() {
+                        cmd.arg("--resume");
+                    }
+                    let log = out.join(".sweep/logs").join(format!("{name}.log"));
+                    let _ = std::fs::create_dir_all(out.join(".sweep/logs"));
+                    let status = std::fs::File::create(&log)
+                        .and_then(|f| cmd.stdout(std::process::Stdio::null()).stderr(f).status());
+                    match status {
+                        Ok(s) if s.success() => eprintln!("{name}: done"),
+                        _ => {
+                            eprintln!("{name}: FAILED (see {})", log.display());
+                            if let Ok(mut f) = failed.lock() {
+                                f.push(name);
+                            }
                         }
                     }
                 }
