@@ -48,6 +48,16 @@ pub enum PlotCommand {
     },
     /// Regenerate a run's figures/ from its checkpoint.
     Run { run_dir: PathBuf },
+    /// Curves of one scalar tag for several runs on one PNG (from each run's scalars.csv);
+    /// run i is numbered i + 1 in the legend (the numbering is printed).
+    Curves {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        #[arg(long, default_value = "train/loss")]
+        tag: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// A VAE's latent-space figures from its checkpoint (seed Fig. 2a/2b, reconstructions, prior
     /// samples, 2-D code scatter) into the run's figures/; options override the config's.
     Latent {
@@ -218,6 +228,29 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
                 plot::save_png(&img, &path)?;
                 eprintln!("wrote {}", path.display());
             }
+        }
+        PlotCommand::Curves { runs, tag, out } => {
+            let mut series = Vec::new();
+            for (i, run) in runs.iter().enumerate() {
+                let path = run.join("scalars.csv");
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let points: Vec<(f64, f64)> = text
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| {
+                        let f: Vec<&str> = l.split(',').collect();
+                        (f.len() == 3 && f[1] == tag).then(|| Some((f[0].parse().ok()?, f[2].parse().ok()?)))?
+                    })
+                    .collect();
+                if points.is_empty() {
+                    bail!("{}: no `{tag}` values in scalars.csv", run.display());
+                }
+                eprintln!("{}: {}", i + 1, run.display());
+                series.push(points);
+            }
+            plot::save_png(&plot::curves::curves_figure(&series, 900, 500)?, &out)?;
+            eprintln!("wrote {} ({tag})", out.display());
         }
         PlotCommand::Run { run_dir } => {
             let (_, model) = super::load_run(&run_dir)?;

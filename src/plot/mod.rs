@@ -1,5 +1,6 @@
 //! PNG figures: density images on a grid (the seed's Fig. 1 style), sample scatters, and their
 //! overlay. Pixels only: no axes or text, windows are stated in file names and docs.
+pub mod curves;
 pub mod images;
 
 use crate::grid::Grid2d;
