@@ -26,6 +26,6 @@ if ! "$venv/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.s
 fi
 need() { "$venv/bin/python" -c "import $1" 2>/dev/null || "${pip[@]}" "torch==$torch_version" "$2"; }
 case "$level" in
-  test) need tensorboard tensorboard; need safetensors safetensors; need numpy numpy ;;
+  test) need tensorboard tensorboard; need safetensors safetensors; need numpy numpy; need nbformat nbformat ;;
   bench) need normflows normflows; need numpy numpy ;;
 esac

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 mod check;
 mod compare;
+mod export;
 mod impute;
 mod plot;
 mod sweep;
@@ -81,6 +82,8 @@ enum Command {
     /// Run the three bijector checks (round trip, autograd log-det, density integrates to 1) on
     /// the flow a config builds, or on a trained run's flow.
     Check(check::CheckArgs),
+    /// Write a Jupyter notebook of finished runs (equations, configs, metrics, curves, figures).
+    Export(export::ExportArgs),
     /// Run a sweep file's configs locally, or write them as a Slurm job array.
     Sweep(sweep::SweepArgs),
     /// Fill the missing cells of a table with a trained HI-VAE.
@@ -198,6 +201,7 @@ pub fn main() -> Result<()> {
         Command::Compare(args) => compare::run(args),
         Command::Impute(args) => impute::run(args),
         Command::Sweep(args) => sweep::run(args),
+        Command::Export(args) => export::run(args),
         Command::Plot(cmd) => plot::run(cmd),
     }
 }

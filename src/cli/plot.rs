@@ -240,7 +240,8 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
                     .skip(1)
                     .filter_map(|l| {
                         let f: Vec<&str> = l.split(',').collect();
-                        (f.len() == 3 && f[1] == tag).then(|| Some((f[0].parse().ok()?, f[2].parse().ok()?)))?
+                        (f.len() == 3 && f[1] == tag)
+                            .then(|| Some((f[0].parse().ok()?, f[2].parse().ok()?)))?
                     })
                     .collect();
                 if points.is_empty() {

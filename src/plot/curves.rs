@@ -34,8 +34,15 @@ pub fn text(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: i64, colour: 
                 if bits & (4 >> b) != 0 {
                     for dy in 0..scale {
                         for dx in 0..scale {
-                            let (px, py) = (x + (k as i64 * 4 + b) * scale + dx, y + r as i64 * scale + dy);
-                            if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() {
+                            let (px, py) = (
+                                x + (k as i64 * 4 + b) * scale + dx,
+                                y + r as i64 * scale + dy,
+                            );
+                            if px >= 0
+                                && py >= 0
+                                && (px as u32) < img.width()
+                                && (py as u32) < img.height()
+                            {
                                 img.put_pixel(px as u32, py as u32, colour);
                             }
                         }
@@ -81,7 +88,10 @@ fn label(v: f64) -> String {
     if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-3) {
         format!("{v:.2e}")
     } else {
-        format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{v:.4}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     }
 }
 
@@ -89,9 +99,18 @@ fn label(v: f64) -> String {
 /// and numbered i + 1 in the legend; the y range (min, max) and the last step are written on
 /// the axes.
 pub fn curves_figure(series: &[Vec<(f64, f64)>], width: u32, height: u32) -> Result<RgbImage> {
-    let points: Vec<&(f64, f64)> = series.iter().flatten().filter(|(_, v)| v.is_finite()).collect();
+    let points: Vec<&(f64, f64)> = series
+        .iter()
+        .flatten()
+        .filter(|(_, v)| v.is_finite())
+        .collect();
     ensure!(!points.is_empty(), "no finite values to plot");
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for (x, y) in &points {
         (x0, x1, y0, y1) = (x0.min(*x), x1.max(*x), y0.min(*y), y1.max(*y));
     }
@@ -102,7 +121,12 @@ pub fn curves_figure(series: &[Vec<(f64, f64)>], width: u32, height: u32) -> Res
         (y0, y1) = (y0 - 0.5, y1 + 0.5);
     }
     let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-    let (left, right, top, bottom) = (80.0, 20.0, 20.0 + 14.0 * series.len().div_ceil(8) as f64, 30.0);
+    let (left, right, top, bottom) = (
+        80.0,
+        20.0,
+        20.0 + 14.0 * series.len().div_ceil(8) as f64,
+        30.0,
+    );
     let (w, h) = (width as f64 - left - right, height as f64 - top - bottom);
     let grey = Rgb([225, 225, 225]);
     for k in 0..=4 {
@@ -116,22 +140,57 @@ pub fn curves_figure(series: &[Vec<(f64, f64)>], width: u32, height: u32) -> Res
     line(&mut img, (left, top), (left, top + h), ink);
     text(&mut img, 4, top as i64, &label(y1), 2, ink);
     text(&mut img, 4, (top + h) as i64 - 10, &label(y0), 2, ink);
-    text(&mut img, left as i64, (top + h) as i64 + 8, &label(x0), 2, ink);
+    text(
+        &mut img,
+        left as i64,
+        (top + h) as i64 + 8,
+        &label(x0),
+        2,
+        ink,
+    );
     let xl = label(x1);
-    text(&mut img, (left + w) as i64 - 8 * xl.len() as i64, (top + h) as i64 + 8, &xl, 2, ink);
-    let to_px = |(x, y): (f64, f64)| (left + (x - x0) / (x1 - x0) * w, top + (y1 - y) / (y1 - y0) * h);
+    text(
+        &mut img,
+        (left + w) as i64 - 8 * xl.len() as i64,
+        (top + h) as i64 + 8,
+        &xl,
+        2,
+        ink,
+    );
+    let to_px = |(x, y): (f64, f64)| {
+        (
+            left + (x - x0) / (x1 - x0) * w,
+            top + (y1 - y) / (y1 - y0) * h,
+        )
+    };
     for (i, s) in series.iter().enumerate() {
         let c = colour(i);
-        let pts: Vec<(f64, f64)> = s.iter().filter(|(_, v)| v.is_finite()).map(|p| to_px(*p)).collect();
+        let pts: Vec<(f64, f64)> = s
+            .iter()
+            .filter(|(_, v)| v.is_finite())
+            .map(|p| to_px(*p))
+            .collect();
         for pair in pts.windows(2) {
             line(&mut img, pair[0], pair[1], c);
         }
         // Legend: a swatch and the run's number.
         let (lx, ly) = (left + 90.0 * (i % 8) as f64, 6.0 + 14.0 * (i / 8) as f64);
         for dy in 0..3 {
-            line(&mut img, (lx, ly + 4.0 + dy as f64), (lx + 20.0, ly + 4.0 + dy as f64), c);
+            line(
+                &mut img,
+                (lx, ly + 4.0 + dy as f64),
+                (lx + 20.0, ly + 4.0 + dy as f64),
+                c,
+            );
         }
-        text(&mut img, lx as i64 + 26, ly as i64, &(i + 1).to_string(), 2, ink);
+        text(
+            &mut img,
+            lx as i64 + 26,
+            ly as i64,
+            &(i + 1).to_string(),
+            2,
+            ink,
+        );
     }
     Ok(img)
 }

@@ -1,0 +1,244 @@
+//! `flowlab export RUN_DIR… --out NAME.ipynb`: a Jupyter notebook (nbformat 4) of finished runs:
+//! the equations each model implements (LaTeX, numbered as in the seed), every run's config,
+//! final metrics, curves and figures (embedded PNGs), and a code cell that reloads the metrics
+//! from the run folders. The notebook is generated, never edited by hand: rerun the command.
+use anyhow::{ensure, Context, Result};
+use clap::Args;
+use flowlab::experiment::config::ModelConfig;
+use flowlab::experiment::rundir::{self, RunDir};
+use flowlab::plot;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    #[arg(long)]
+    out: PathBuf,
+    /// The notebook's title (default: the output file's stem).
+    #[arg(long)]
+    title: Option<String>,
+    /// A paragraph placed under the title.
+    #[arg(long)]
+    intro: Option<String>,
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= c.len() {
+                s.push(T[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+fn lines(text: &str) -> Value {
+    let parts: Vec<String> = text.split_inclusive('\n').map(String::from).collect();
+    json!(parts)
+}
+
+fn markdown(text: &str) -> Value {
+    json!({"cell_type": "markdown", "metadata": {}, "source": lines(text)})
+}
+
+fn code(source: &str, outputs: Vec<Value>) -> Value {
+    json!({"cell_type": "code", "execution_count": null, "metadata": {}, "outputs": outputs, "source": lines(source)})
+}
+
+fn png_output(png: &[u8], caption: &str) -> Value {
+    json!({"output_type": "display_data", "metadata": {}, "data": {"image/png": base64(png), "text/plain": [caption]}})
+}
+
+const CHANGE_OF_VARIABLES: &str = "**Change of variables** (seed eq. 6): for z_K = f_K ∘ … ∘ f_1(z_0), $z_0 \\sim q_0$,\n\n$$\\ln q_K(z_K) = \\ln q_0(z_0) - \\sum_{k=1}^{K} \\ln\\left|\\det \\frac{\\partial f_k}{\\partial z_{k-1}}\\right|.$$\n";
+
+/// The equations a model implements, as markdown.
+fn equations(model: &ModelConfig) -> &'static str {
+    match model {
+        ModelConfig::FlowFit(_) => "**Reverse-KL fit to an unnormalized target** $p(z) \\propto e^{-U(z)}$ (seed eq. 33), annealed by $\\beta$:\n\n$$\\mathcal F_\\beta = \\mathbb E_{q_0}\\Big[\\ln q_0(z_0) - \\sum_k \\ln\\left|\\det \\tfrac{\\partial f_k}{\\partial z_{k-1}}\\right| + \\beta\\, U(z_K)\\Big], \\qquad \\mathrm{KL}(q_K\\,\\|\\,p) = \\mathcal F_1 + \\ln Z.$$\n\n**Planar flow** (seed eq. 37–39): $f(z) = z + \\hat u\\, h(w^\\top z + b)$, $\\ln|\\det \\partial f/\\partial z| = \\ln|1 + h'(w^\\top z + b)\\, w^\\top \\hat u|$, with $w^\\top\\hat u \\ge -1$.\n\n**Radial flow** (seed eq. 40–43): $f(z) = z + \\beta h(\\alpha, r)(z - z_0)$, $h = 1/(\\alpha + r)$, $r = \\|z - z_0\\|$, $\\ln|\\det| = (d-1)\\ln(1 + \\beta h) + \\ln(1 + \\beta h + \\beta h' r)$, with $\\beta \\ge -\\alpha$.\n",
+        ModelConfig::Density(_) => "**Maximum likelihood** (seed eq. 31): $\\ln p(x) = \\ln q_0(f^{-1}(x)) + \\ln\\left|\\det \\partial f^{-1}/\\partial x\\right|$, the loss is $-\\mathbb E_{\\text{data}}\\ln p(x)$ in nats.\n\n**MAF** (seed eq. 44–49): $x_i = u_i\\, e^{\\alpha_i} + \\mu_i$, $(\\mu_i, \\alpha_i) = \\mathrm{MADE}(x_{<i})$, so $\\ln|\\det \\partial u/\\partial x| = -\\sum_i \\alpha_i$.\n\n**Coupling layers** (NICE, RealNVP): $y_{1} = x_{1}$, $y_{2} = x_{2} \\odot e^{s(x_{1})} + t(x_{1})$ ($s = 0$ for NICE), $\\ln|\\det| = \\sum s(x_1)$.\n",
+        ModelConfig::Vae(_) | ModelConfig::Autoencoder(_) => "**ELBO** (seed eq. 18–20): $\\mathcal L(x) = \\mathbb E_{q(z|x)}[\\ln p(x|z)] - \\mathrm{KL}(q(z|x)\\,\\|\\,p(z))$, $z = \\mu + \\sigma \\odot \\epsilon$, $\\mathrm{KL} = \\tfrac12\\sum_j (\\mu_j^2 + \\sigma_j^2 - 1 - \\ln \\sigma_j^2)$; Bernoulli decoder (seed eq. 26): $\\ln p(x|z) = \\sum_i x_i \\ln \\hat x_i + (1 - x_i)\\ln(1 - \\hat x_i)$.\n\n**Flow posterior** (seed eq. 35): $\\mathcal L(x) = \\mathbb E_{q_0}\\big[\\ln p(x|z_K) + \\ln p(z_K) - \\ln q_0(z_0|x) + \\sum_k \\ln|\\det \\partial f_k/\\partial z_{k-1}|\\big]$.\n\n**IAF step** (seed eq. 51): $(m, s) = \\mathrm{MADE}(z, h)$, $\\sigma = \\mathrm{sigmoid}(s)$, $z' = \\sigma \\odot z + (1 - \\sigma) \\odot m$, $\\ln|\\det| = \\sum_i \\ln \\sigma_i$.\n\n**Sylvester flow** (seed eq. 52–54): $z' = z + Q R_1 h(R_2 Q^\\top z + b)$, $\\ln|\\det| = \\sum_i \\ln|1 + r_{1,ii} r_{2,ii} h'(\\cdot)_i|$.\n\n**Importance-weighted NLL**: $-\\ln p(x) \\approx -\\ln \\frac1S \\sum_s \\frac{p(x|z_K^{(s)}) p(z_K^{(s)})}{q_K(z_K^{(s)}|x)}$.\n\n(The autoencoder of seed §2 minimizes the reconstruction error alone.)\n",
+        ModelConfig::Hivae(_) => "**HI-VAE with flows** (seed §8; Nazábal et al. 2020): $s \\sim \\mathrm{Cat}(1/K)$, $z|s \\sim \\mathcal N(\\mu_s, I)$ (optionally through a prior flow), $x_d | z, s \\sim p_d(\\cdot\\,|\\, y_d(z), s)$ per column type;\n\n$$\\mathcal L(x) = \\sum_{d \\in \\mathcal O} \\mathbb E_q[\\ln p(x_d | z, s)] - \\mathrm{KL}(q(s|x)\\,\\|\\,p(s)) - \\mathbb E_{q(s|x)}\\mathrm{KL}(q(z|x,s)\\,\\|\\,p(z|s)),$$\n\nwith $\\mathcal O$ the observed cells; missing cells are zero-filled at the encoder and imputed by the likelihood's mode.\n",
+    }
+}
+
+fn kind(model: &ModelConfig) -> &'static str {
+    match model {
+        ModelConfig::FlowFit(_) => "flow_fit",
+        ModelConfig::Density(_) => "density",
+        ModelConfig::Vae(_) | ModelConfig::Autoencoder(_) => "vae",
+        ModelConfig::Hivae(_) => "hivae",
+    }
+}
+
+/// (step, value) series of each tag worth a curve, from scalars.csv.
+fn curves(run: &Path) -> Result<Vec<(String, Vec<(f64, f64)>)>> {
+    let text = std::fs::read_to_string(run.join("scalars.csv"))
+        .with_context(|| format!("{}: no scalars.csv", run.display()))?;
+    let mut out: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        if f.len() != 3
+            || !([
+                "train/loss",
+                "train/elbo",
+                "train/kl",
+                "train/log_det",
+                "train/nll",
+            ]
+            .contains(&f[1])
+                || f[1].starts_with("val/"))
+        {
+            continue;
+        }
+        let (Ok(x), Ok(y)) = (f[0].parse::<f64>(), f[2].parse::<f64>()) else {
+            continue;
+        };
+        match out.iter_mut().find(|(t, _)| t == f[1]) {
+            Some((_, s)) => s.push((x, y)),
+            None => out.push((f[1].to_string(), vec![(x, y)])),
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(args: ExportArgs) -> Result<()> {
+    ensure!(
+        args.out.extension().is_some_and(|e| e == "ipynb"),
+        "--out must end in .ipynb, got {}",
+        args.out.display()
+    );
+    let title = args.title.clone().unwrap_or_else(|| {
+        args.out
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("flowlab")
+            .to_string()
+    });
+    let mut cells = vec![markdown(&format!(
+        "# {title}\n\n{}Generated by `flowlab export` from {} run folder(s): {}. Regenerate it with the same command; do not edit by hand.\n",
+        args.intro.as_ref().map(|i| format!("{i}\n\n")).unwrap_or_default(),
+        args.runs.len(),
+        args.runs.iter().map(|r| format!("`{}`", r.display())).collect::<Vec<_>>().join(", ")
+    ))];
+    let mut loaded = Vec::new();
+    for run in &args.runs {
+        let dir = RunDir::open(run)?;
+        let cfg = dir.read_config()?;
+        let metrics: Value = serde_json::from_str(
+            &std::fs::read_to_string(run.join("metrics.json")).with_context(|| {
+                format!("{}: no metrics.json (is the run finished?)", run.display())
+            })?,
+        )?;
+        loaded.push((run.clone(), cfg, metrics));
+    }
+    let mut kinds: Vec<&'static str> = Vec::new();
+    cells.push(markdown(&format!(
+        "## What the models compute\n\n{CHANGE_OF_VARIABLES}"
+    )));
+    for (_, cfg, _) in &loaded {
+        if !kinds.contains(&kind(&cfg.model)) {
+            kinds.push(kind(&cfg.model));
+            cells.push(markdown(equations(&cfg.model)));
+        }
+    }
+    let paths: Vec<String> = args
+        .runs
+        .iter()
+        .map(|r| format!("{:?}", r.display().to_string()))
+        .collect();
+    let mut table = String::from("run");
+    let keys = [
+        "test_elbo",
+        "test_nll",
+        "kl",
+        "test_imputation_error",
+        "test_mean_mode_error",
+        "test_recon",
+        "steps_per_sec",
+    ];
+    for k in keys {
+        table += &format!(" | {k}");
+    }
+    table += "\n";
+    for (_, cfg, m) in &loaded {
+        table += &cfg.name;
+        for k in keys {
+            table += &m
+                .get(k)
+                .and_then(Value::as_f64)
+                .map(|v| format!(" | {v:.4}"))
+                .unwrap_or_else(|| " | -".into());
+        }
+        table += "\n";
+    }
+    cells.push(markdown("## Final metrics\n\nThe cell below reloads them from the run folders (paths relative to where the notebook was exported).\n"));
+    cells.push(code(
+        &format!("import json, pathlib\nruns = [{}]\nfor r in runs:\n    m = json.loads((pathlib.Path(r) / 'metrics.json').read_text())\n    print(pathlib.Path(r).name, {{k: round(v, 4) for k, v in m.items() if isinstance(v, float)}})", paths.join(", ")),
+        vec![json!({"output_type": "stream", "name": "stdout", "text": lines(&table)})],
+    ));
+    for (run, cfg, metrics) in &loaded {
+        cells.push(markdown(&format!(
+            "## Run `{}`\n\nConfig:\n\n```json\n{}\n```\n\nMetrics:\n\n```json\n{}\n```\n",
+            cfg.name,
+            cfg.to_pretty_json(),
+            serde_json::to_string_pretty(metrics)?
+        )));
+        let mut outputs = Vec::new();
+        for (tag, series) in curves(run)? {
+            let img = plot::curves::curves_figure(&[series], 700, 300)?;
+            outputs.push(png_output(&plot::png_bytes(&img)?, &tag));
+        }
+        if !outputs.is_empty() {
+            cells.push(markdown("Curves (in order): train/loss, train/elbo, train/kl, train/log_det, train/nll and val/* where logged; the full set is in TensorBoard and scalars.csv.\n"));
+            cells.push(code(
+                &format!(
+                    "# curves of {} (rendered by flowlab from scalars.csv)",
+                    cfg.name
+                ),
+                outputs,
+            ));
+        }
+        let mut figs: Vec<PathBuf> = std::fs::read_dir(run.join("figures"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        figs.sort();
+        let figs: Vec<Value> = figs
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .filter_map(|p| {
+                Some(png_output(
+                    &std::fs::read(p).ok()?,
+                    &p.file_name()?.to_string_lossy(),
+                ))
+            })
+            .collect();
+        if !figs.is_empty() {
+            cells.push(code(
+                &format!("# figures of {} (figures/*.png)", cfg.name),
+                figs,
+            ));
+        }
+    }
+    let nb = json!({
+        "cells": cells,
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}, "language_info": {"name": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 4
+    });
+    if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    rundir::write_atomic(&args.out, serde_json::to_string_pretty(&nb)?.as_bytes())?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
