@@ -81,10 +81,13 @@ fn kind(model: &ModelConfig) -> &'static str {
 }
 
 /// (step, value) series of each tag worth a curve, from scalars.csv.
-fn curves(run: &Path) -> Result<Vec<(String, Vec<(f64, f64)>)>> {
+/// A named series of (step, value) points.
+type Curve = (String, Vec<(f64, f64)>);
+
+fn curves(run: &Path) -> Result<Vec<Curve>> {
     let text = std::fs::read_to_string(run.join("scalars.csv"))
         .with_context(|| format!("{}: no scalars.csv", run.display()))?;
-    let mut out: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut out: Vec<Curve> = Vec::new();
     for l in text.lines().skip(1) {
         let f: Vec<&str> = l.split(',').collect();
         if f.len() != 3
