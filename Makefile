@@ -42,6 +42,7 @@ bench: setup-bench build mnist
 	bash bench/planar_vs_normflows.sh
 	bash bench/maf_vs_pytorch.sh
 	bash bench/vae_vs_pytorch.sh
+	bash bench/flows_vs_zuko.sh
 
 # Real tables from scikit-learn (bundled, no download) as CSV under data/tabular/.
 data: setup

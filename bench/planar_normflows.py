@@ -1,4 +1,5 @@
-"""The flowlab planar benchmark's twin in normflows: K planar layers fitted to U1 by reverse KL.
+"""The flowlab planar/radial benchmark's twin in normflows: K planar (or radial) layers fitted to U1
+by reverse KL.
 
 Same target (normflows' TwoModes(2, 0.2) is U1), same initialization scheme (normflows' Planar),
 same base N(0, I), batch, Adam settings and β schedule (β_t = 0.01 + 0.99·min(1, t/anneal)).
@@ -11,6 +12,7 @@ import normflows as nf
 p = argparse.ArgumentParser()
 p.add_argument("--steps", type=int, default=10000)
 p.add_argument("--layers", type=int, default=16)
+p.add_argument("--flow", choices=["planar", "radial"], default="planar")
 p.add_argument("--batch", type=int, default=256)
 p.add_argument("--anneal", type=int, default=5000)
 p.add_argument("--threads", type=int, default=1)
@@ -21,7 +23,8 @@ a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
 base = nf.distributions.DiagGaussian(2, trainable=False)
-flows = [nf.flows.Planar((2,)) for _ in range(a.layers)]
+Layer = nf.flows.Planar if a.flow == "planar" else nf.flows.Radial
+flows = [Layer((2,)) for _ in range(a.layers)]
 target = nf.distributions.TwoModes(2.0, 0.2)
 model = nf.NormalizingFlow(q0=base, flows=flows, p=target)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)

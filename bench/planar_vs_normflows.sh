@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Planar K=16 on U1, batch 256, Adam, one thread: flowlab next to normflows, same model and
 # schedule, and the ratio of steps/s. Also flowlab at 2 threads, to show why 1 is the default.
+# Then the same for radial K=16 (one thread).
 # Usage: bash bench/planar_vs_normflows.sh   (make bench sets up both; STEPS=… to shorten)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,4 +41,19 @@ print(f"{'flowlab, 2 threads':24}{fl2['steps_per_sec']:>10.1f}{fl2['free_energy'
 print(f"{'normflows, 1 thread':24}{nf['steps_per_sec']:>10.1f}{nf['free_energy']:>10.4f}{nf['kl']:>10.4f}")
 print(f"ratio flowlab/normflows (1 thread): {fl['steps_per_sec'] / nf['steps_per_sec']:.2f}x")
 print(f"ratio flowlab 1 thread / 2 threads: {fl['steps_per_sec'] / fl2['steps_per_sec']:.2f}x")
+PY
+
+# Radial K=16, the same protocol, one thread.
+sed 's/"planar"/"radial"/' "$work/t1.json" | sed 's/"flowlab-t1"/"radial"/' > "$work/radial.json"
+./target/release/flowlab run "$work/radial.json" --out "$work" > /dev/null 2>&1
+"$py" bench/planar_normflows.py --flow radial --steps "$steps" --log-z "$log_z" > "$work/nfr.json"
+"$py" - "$work" <<'PY'
+import json, sys
+w = sys.argv[1]
+fl = json.load(open(f"{w}/radial/metrics.json"))
+nf = json.loads(open(f"{w}/nfr.json").read())
+print(f"radial K=16:")
+print(f"{'flowlab, 1 thread':24}{fl['steps_per_sec']:>10.1f}{fl['free_energy']:>10.4f}{fl['kl']:>10.4f}")
+print(f"{'normflows, 1 thread':24}{nf['steps_per_sec']:>10.1f}{nf['free_energy']:>10.4f}{nf['kl']:>10.4f}")
+print(f"ratio flowlab/normflows (1 thread): {fl['steps_per_sec'] / nf['steps_per_sec']:.2f}x")
 PY
