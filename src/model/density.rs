@@ -7,6 +7,7 @@
 //! statistics are saved with the weights (`data.mean`, `data.std`), and `log_prob`/`sample` work
 //! in the data's own units: ln p(x) = ln p(z) − Σ ln σ for z = (x − μ)/σ.
 use super::base::{Base, BaseConfig};
+use super::density_image::Dequantizer;
 use super::{Losses, Model, StepContext};
 use crate::bijector::{all_finite, Bijector};
 use crate::data::toy::ToyData;
@@ -45,6 +46,9 @@ pub enum DataConfig {
         #[serde(default)]
         seed: u64,
     },
+    /// MNIST-format images (grey levels), dequantized and logit-transformed
+    /// ([`super::density_image`]); NLL in nats per image and bits/dim.
+    Mnist(super::density_image::ImageSource),
 }
 
 fn default_fraction() -> f64 {
@@ -78,11 +82,14 @@ pub struct Density {
     dim: i64,
     /// Per-column mean and standard deviation of the training split (tables only).
     standardize: Option<(Tensor, Tensor)>,
+    /// Images: dequantization and logit transform.
+    dequant: Option<Dequantizer>,
 }
 
 /// Train, validation and test rows, float32.
 fn load_splits(data: &DataConfig) -> Result<(Tensor, Tensor, Tensor)> {
     match data {
+        DataConfig::Mnist(_) => unreachable!("images are loaded by density_image::load"),
         DataConfig::Toy {
             name,
             n_train,
@@ -152,12 +159,21 @@ fn load_splits(data: &DataConfig) -> Result<(Tensor, Tensor, Tensor)> {
 
 impl Density {
     pub fn new(config: DensityConfig, device: Device) -> Result<Self> {
-        let (train, val, test) = load_splits(&config.data)?;
+        let (train, val, test, dequant) = match &config.data {
+            DataConfig::Mnist(src) => {
+                let (a, b, c, d) = super::density_image::load(src, device)?;
+                (a, b, c, Some(d))
+            }
+            other => {
+                let (a, b, c) = load_splits(other)?;
+                (a, b, c, None)
+            }
+        };
         let dim = train.size()[1];
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let standardize = match config.data {
-            DataConfig::Toy { .. } => None,
+            DataConfig::Toy { .. } | DataConfig::Mnist(_) => None,
             DataConfig::Csv { .. } => {
                 let mean = train.mean_dim(0, false, Kind::Float);
                 let std = train.std_dim(0, true, false).clamp_min(1e-6);
@@ -197,6 +213,7 @@ impl Density {
             test,
             dim,
             standardize,
+            dequant,
         })
     }
 
@@ -207,15 +224,39 @@ impl Density {
         )
     }
 
-    /// Mean negative log-likelihood (nats) over `x`, in batches, without gradients.
+    /// Mean negative log-likelihood (nats) over `x`, in batches, without gradients. Images are
+    /// dequantized with one fixed draw of noise, so evaluations are comparable across steps.
     pub fn nll(&self, x: &Tensor) -> Result<f64> {
         let dist = self.distribution();
         let mut total = 0.0;
-        for chunk in x.split(8192, 0) {
-            let lp = tch::no_grad(|| dist.log_prob(&chunk))?;
+        if self.dequant.is_some() {
+            tch::manual_seed(0x5EED);
+        }
+        for chunk in x.split(if self.dequant.is_some() { 500 } else { 8192 }, 0) {
+            let lp = tch::no_grad(|| self.log_prob_model_space(&dist, &chunk, None))?;
             total -= lp.to_kind(Kind::Double).sum(Kind::Double).double_value(&[]);
         }
         Ok(total / x.size()[0] as f64)
+    }
+
+    /// ln p per row of data `x` (standardized units for tables; ln p(ỹ) of dequantized images,
+    /// with `noise` or a fresh draw).
+    fn log_prob_model_space(
+        &self,
+        dist: &TransformedDistribution,
+        x: &Tensor,
+        noise: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        match &self.dequant {
+            Some(d) => {
+                let noise = noise
+                    .map(|n| n.shallow_clone())
+                    .unwrap_or_else(|| x.rand_like());
+                let (z, lj) = d.to_flow(x, &noise);
+                Ok(dist.log_prob(&z)? + lj)
+            }
+            None => Ok(dist.log_prob(x)?),
+        }
     }
 
     fn batch(&self, n: i64) -> Tensor {
@@ -239,17 +280,30 @@ impl Model for Density {
 
     fn loss(&mut self, ctx: &StepContext) -> Result<Losses> {
         let x = self.batch(ctx.batch_size);
+        let (x, jacobian) = match &self.dequant {
+            Some(d) => {
+                let (z, lj) = d.to_flow(&x, &x.rand_like());
+                (z, Some(lj))
+            }
+            None => (x, None),
+        };
         if ctx.step == 0 {
             // ActNorm's data-dependent initialization, on the first batch (Glow §3.1).
             self.flow.data_init(&x)?;
         }
         let (u, log_det) = self.flow.training_bijector().inverse(&x, None)?;
-        let lp = self.base.distribution(x.kind(), x.device()).log_prob(&u)? + &log_det;
+        let mut lp = self.base.distribution(x.kind(), x.device()).log_prob(&u)? + &log_det;
+        if let Some(lj) = &jacobian {
+            lp += lj;
+        }
         let loss = -lp.mean(Kind::Float);
         let mut terms = Vec::new();
         if ctx.diagnostics {
             terms.push(("nll", loss.detach()));
             terms.push(("log_det", log_det.mean(Kind::Float).detach()));
+            if let Some(d) = &self.dequant {
+                terms.push(("bits_per_dim", loss.detach() * d.bits_per_dim(1.0)));
+            }
         }
         Ok(Losses {
             loss,
@@ -259,7 +313,12 @@ impl Model for Density {
     }
 
     fn validation(&self) -> Result<Vec<(&'static str, f64)>> {
-        Ok(vec![("nll", self.nll(&self.val)?)])
+        let nll = self.nll(&self.val)?;
+        let mut out = vec![("nll", nll)];
+        if let Some(d) = &self.dequant {
+            out.push(("bits_per_dim", d.bits_per_dim(nll)));
+        }
+        Ok(out)
     }
 
     fn locate_nonfinite(&self, ctx: &StepContext) -> Option<String> {
@@ -285,14 +344,43 @@ impl Model for Density {
     }
 
     fn evaluate(&self) -> Result<Vec<(String, f64)>> {
-        Ok(vec![
-            ("train_nll".into(), self.nll(&self.train)?),
+        let train = if self.dequant.is_some() {
+            self.train.narrow(0, 0, self.train.size()[0].min(2000))
+        } else {
+            self.train.shallow_clone()
+        };
+        let test = self.nll(&self.test)?;
+        let mut out = vec![
+            ("train_nll".into(), self.nll(&train)?),
             ("val_nll".into(), self.nll(&self.val)?),
-            ("test_nll".into(), self.nll(&self.test)?),
-        ])
+            ("test_nll".into(), test),
+        ];
+        if let Some(d) = &self.dequant {
+            out.push(("test_bits_per_dim".into(), d.bits_per_dim(test)));
+        }
+        Ok(out)
     }
 
     fn figures(&self) -> Result<Vec<(String, RgbImage)>> {
+        if let Some(d) = &self.dequant {
+            let [_, h, w] = d.shape;
+            let mut out = vec![(
+                "data".into(),
+                crate::plot::images::tile(
+                    &self.test.narrow(0, 0, self.test.size()[0].min(64)),
+                    h,
+                    w,
+                    8,
+                )?,
+            )];
+            for t in [0.5, 0.7, 1.0] {
+                out.push((
+                    format!("samples_t{t}"),
+                    crate::plot::images::tile(&self.sample(64, t)?, h, w, 8)?,
+                ));
+            }
+            return Ok(out);
+        }
         let (lo, hi) = self.window();
         let dist = self.distribution();
         if self.dim < 2 {
@@ -323,6 +411,15 @@ impl Model for Density {
     }
 
     fn snapshot(&self) -> Result<Option<RgbImage>> {
+        if let Some(d) = &self.dequant {
+            let [_, h, w] = d.shape;
+            return Ok(Some(crate::plot::images::tile(
+                &self.sample(16, 0.7)?,
+                h,
+                w,
+                16,
+            )?));
+        }
         if self.dim != 2 {
             return Ok(None);
         }
@@ -349,6 +446,9 @@ impl Model for Density {
             .base
             .sample_tempered(n, t, Kind::Float, self.vs.device());
         let z = tch::no_grad(|| self.flow.bijector().forward(&u, None))?.0;
+        if let Some(d) = &self.dequant {
+            return Ok(d.to_image(&z));
+        }
         Ok(match &self.standardize {
             Some((m, s)) => z * s + m,
             None => z,
@@ -357,6 +457,13 @@ impl Model for Density {
 
     fn log_prob(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.to_device(self.vs.device()).to_kind(Kind::Float);
+        if self.dequant.is_some() {
+            // Grey levels level/255; mid-bin dequantization (u = 1/2): ln p(x + 1/2) in nats.
+            let half = x.full_like(0.5);
+            return tch::no_grad(|| {
+                self.log_prob_model_space(&self.distribution(), &x, Some(&half))
+            });
+        }
         tch::no_grad(|| match &self.standardize {
             Some((m, s)) => {
                 Ok(self.distribution().log_prob(&((&x - m) / s))? - s.log().sum(Kind::Float))

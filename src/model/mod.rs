@@ -4,6 +4,7 @@
 pub mod autoencoder;
 pub mod base;
 pub mod density;
+pub mod density_image;
 pub mod flow_fit;
 pub mod hivae;
 pub mod hivae_config;

@@ -10,6 +10,7 @@ use crate::bijector::linear::{InvertibleLinear, LinearWeight, LuWeight};
 use crate::bijector::planar::PlanarFlow;
 use crate::bijector::radial::RadialFlow;
 use crate::bijector::{Bijector, Chain, Invert};
+use crate::nn::multiscale::{MultiScaleKind, MultiScaleParams};
 use crate::nn::{made::Made, mlp::Mlp};
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -112,6 +113,32 @@ pub enum LayerConfig {
     Sigmoid,
     Tanh,
     Exp,
+    /// A multi-scale image flow (Glow or RealNVP architecture) on flat images; `shape` is
+    /// `[C, H, W]` (default: one square channel).
+    Multiscale {
+        #[serde(default)]
+        kind: MultiScaleKind,
+        #[serde(default = "two")]
+        levels: i64,
+        #[serde(default = "four")]
+        steps: i64,
+        #[serde(default = "sixty_four")]
+        hidden: i64,
+        #[serde(default = "yes")]
+        lu: bool,
+        #[serde(default)]
+        shape: Option<[i64; 3]>,
+    },
+}
+
+fn two() -> i64 {
+    2
+}
+fn four() -> i64 {
+    4
+}
+fn sixty_four() -> i64 {
+    64
 }
 
 impl LayerConfig {
@@ -170,10 +197,11 @@ enum Block {
     Sigmoid,
     Tanh,
     Exp,
+    MultiScale(Box<MultiScaleParams>),
 }
 
 /// A random rotation (QR of a Gaussian matrix), as a plain matrix or in Glow's LU form.
-fn build_linear(q: &nn::Path, dim: i64, lu: bool) -> LinearWeight {
+pub fn build_linear(q: &nn::Path, dim: i64, lu: bool) -> LinearWeight {
     let (rot, _) = tch::Tensor::linalg_qr(
         &tch::Tensor::randn([dim, dim], (tch::Kind::Float, tch::Device::Cpu)),
         "reduced",
@@ -304,6 +332,33 @@ impl FlowParams {
                 LayerConfig::Sigmoid => Block::Sigmoid,
                 LayerConfig::Tanh => Block::Tanh,
                 LayerConfig::Exp => Block::Exp,
+                LayerConfig::Multiscale {
+                    kind,
+                    levels,
+                    steps,
+                    hidden,
+                    lu,
+                    shape,
+                } => {
+                    let shape = match shape {
+                        Some(s) => *s,
+                        None => {
+                            let side = (dim as f64).sqrt().round() as i64;
+                            anyhow::ensure!(
+                                side * side == dim,
+                                "flow[{i}]: multiscale needs images; {dim} values per row are not a square single-channel image (set `shape`: [C, H, W])"
+                            );
+                            [1, side, side]
+                        }
+                    };
+                    anyhow::ensure!(
+                        shape.iter().product::<i64>() == dim,
+                        "flow[{i}]: multiscale shape {shape:?} does not hold the data's {dim} values per row (images of the wrong size?)"
+                    );
+                    Block::MultiScale(Box::new(MultiScaleParams::build(
+                        &q, shape, *kind, *levels, *steps, *hidden, *lu,
+                    )?))
+                }
             };
             let kind = match cfg {
                 LayerConfig::Planar { .. } => "planar",
@@ -327,6 +382,7 @@ impl FlowParams {
                 LayerConfig::Sigmoid => "sigmoid",
                 LayerConfig::Tanh => "tanh",
                 LayerConfig::Exp => "exp",
+                LayerConfig::Multiscale { .. } => "multiscale",
             };
             for j in 0..k {
                 names.push(if k > 1 {
@@ -381,6 +437,9 @@ impl FlowParams {
             }
             let mut y = x.shallow_clone();
             for (block, range) in self.blocks.iter().zip(ranges).rev() {
+                if let Block::MultiScale(m) = block {
+                    done += m.data_init(&y)?;
+                }
                 if let Block::ActNorm {
                     shift,
                     log_scale,
@@ -443,7 +502,11 @@ impl FlowParams {
                 Block::Coupling { nets, affine } => {
                     for (mask, net) in nets {
                         let mask = mask.to_kind(net.kind());
-                        layers.push(Box::new(Coupling::new(mask, net.shallow_clone(), *affine)));
+                        layers.push(Box::new(Coupling::new(
+                            mask,
+                            Box::new(net.shallow_clone()),
+                            *affine,
+                        )));
                     }
                 }
                 Block::BatchNorm {
@@ -475,6 +538,7 @@ impl FlowParams {
                 Block::Sigmoid => layers.push(Box::new(Sigmoid)),
                 Block::Tanh => layers.push(Box::new(Tanh)),
                 Block::Exp => layers.push(Box::new(Exp)),
+                Block::MultiScale(m) => layers.push(Box::new(m.bijector())),
             }
         }
         Chain::new(layers)

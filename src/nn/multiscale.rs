@@ -1,0 +1,263 @@
+//! Parameters of a multi-scale image flow ([`crate::bijector::multiscale`]) built from config:
+//!
+//! - `glow` (Kingma & Dhariwal 2018, Fig. 2): per level, squeeze then K steps of ActNorm,
+//!   invertible 1×1 convolution (LU or plain) and affine coupling with a channel mask;
+//! - `realnvp` (Dinh et al. 2016, §3.6): per level, K checkerboard couplings, squeeze, K channel
+//!   couplings; the last level K + 1 checkerboard couplings.
+//!
+//! Every level but the last factors out half of its channels through a learned conditional prior;
+//! the top has a learned per-channel Gaussian. Coupling networks are [`ConvNet`]s.
+use super::convnet::ConvNet;
+use super::flow_params::build_linear;
+use crate::bijector::coupling::Coupling;
+use crate::bijector::elementwise::Affine;
+use crate::bijector::image::{channel_mask, checkerboard_mask, PerPixel, Squeeze};
+use crate::bijector::linear::{InvertibleLinear, LinearWeight};
+use crate::bijector::multiscale::{Level, MultiScale, SplitPrior};
+use crate::bijector::{Bijector, Chain, Invert};
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, Tensor};
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MultiScaleKind {
+    #[default]
+    Glow,
+    Realnvp,
+}
+
+enum Step {
+    Squeeze,
+    ActNorm {
+        shift: Tensor,
+        log_scale: Tensor,
+        initialized: Tensor,
+    },
+    InvConv(LinearWeight),
+    Coupling {
+        mask: Tensor,
+        net: ConvNet,
+    },
+}
+
+struct LevelParams {
+    /// In the density direction (data → base).
+    steps: Vec<Step>,
+    split: Option<ConvNet>,
+}
+
+pub struct MultiScaleParams {
+    shape: [i64; 3],
+    levels: Vec<LevelParams>,
+    top: (Tensor, Tensor),
+    pieces: Vec<Vec<i64>>,
+}
+
+impl MultiScaleParams {
+    pub fn build(
+        p: &nn::Path,
+        shape: [i64; 3],
+        kind: MultiScaleKind,
+        levels: i64,
+        steps: i64,
+        hidden: i64,
+        lu: bool,
+    ) -> Result<Self> {
+        ensure!(
+            levels >= 1 && steps >= 1 && hidden >= 1,
+            "multiscale: levels, steps and hidden must be at least 1"
+        );
+        let dev = p.device();
+        let mut cur = shape;
+        let mut out = Vec::new();
+        let squeeze = |cur: &mut [i64; 3], l: i64| -> Result<()> {
+            ensure!(
+                cur[1] % 2 == 0 && cur[2] % 2 == 0,
+                "multiscale: level {} cannot squeeze a {}×{} image (needs even sides); the data's images are {}×{}×{} — use fewer levels",
+                l + 1, cur[1], cur[2], shape[0], shape[1], shape[2]
+            );
+            *cur = [cur[0] * 4, cur[1] / 2, cur[2] / 2];
+            Ok(())
+        };
+        for l in 0..levels {
+            let q = p / l;
+            let last = l + 1 == levels;
+            let mut st = Vec::new();
+            let mut k = 0;
+            let mut coupling = |cur: [i64; 3], checker: bool, st: &mut Vec<Step>| {
+                let mask = if checker {
+                    checkerboard_mask(cur, k % 2, dev)
+                } else {
+                    channel_mask(cur, k % 2, dev)
+                };
+                st.push(Step::Coupling {
+                    mask,
+                    net: ConvNet::new(&(&q / format!("coupling{k}")), cur[0], hidden, 2 * cur[0]),
+                });
+                k += 1;
+            };
+            match kind {
+                MultiScaleKind::Glow => {
+                    squeeze(&mut cur, l)?;
+                    st.push(Step::Squeeze);
+                    for s in 0..steps {
+                        let a = &q / format!("actnorm{s}");
+                        st.push(Step::ActNorm {
+                            shift: a.zeros("shift", &[cur[0]]),
+                            log_scale: a.zeros("log_scale", &[cur[0]]),
+                            initialized: a.zeros_no_train("initialized", &[1]),
+                        });
+                        st.push(Step::InvConv(build_linear(
+                            &(&q / format!("invconv{s}")),
+                            cur[0],
+                            lu,
+                        )));
+                        coupling(cur, false, &mut st);
+                    }
+                }
+                MultiScaleKind::Realnvp => {
+                    for _ in 0..steps + i64::from(last) {
+                        coupling(cur, true, &mut st);
+                    }
+                    if !last {
+                        squeeze(&mut cur, l)?;
+                        st.push(Step::Squeeze);
+                        for _ in 0..steps {
+                            coupling(cur, false, &mut st);
+                        }
+                    }
+                }
+            }
+            let split = (!last).then(|| {
+                let keep = cur[0] - cur[0] / 2;
+                let net = ConvNet::new(&(&q / "split_prior"), keep, hidden, 2 * (cur[0] / 2));
+                cur = [keep, cur[1], cur[2]];
+                net
+            });
+            ensure!(
+                last || cur[0] >= 1,
+                "multiscale: nothing left to factor out at level {}",
+                l + 1
+            );
+            out.push(LevelParams { steps: st, split });
+        }
+        let t = p / "top";
+        let top = (t.zeros("shift", &[cur[0]]), t.zeros("log_scale", &[cur[0]]));
+        let mut params = MultiScaleParams {
+            shape,
+            levels: out,
+            top,
+            pieces: vec![],
+        };
+        let probe = MultiScale::new(shape, params.levels(), params.top(), (Kind::Float, dev))?;
+        params.pieces = probe.pieces().to_vec();
+        Ok(params)
+    }
+
+    fn levels(&self) -> Vec<Level> {
+        self.levels
+            .iter()
+            .map(|l| Level {
+                // Chain order is forward (base → data): the density order reversed.
+                flow: Chain::new(l.steps.iter().rev().map(Self::step_bijector).collect()),
+                split: l.split.as_ref().map(|n| SplitPrior {
+                    net: Box::new(n.shallow_clone()),
+                }),
+            })
+            .collect()
+    }
+
+    fn top(&self) -> Box<dyn Bijector> {
+        Box::new(PerPixel(Box::new(Affine::new(
+            self.top.0.shallow_clone(),
+            self.top.1.shallow_clone(),
+        ))))
+    }
+
+    fn step_bijector(step: &Step) -> Box<dyn Bijector> {
+        match step {
+            // Density direction squeezes: the forward (sampling) direction un-squeezes.
+            Step::Squeeze => Box::new(Invert(Box::new(Squeeze))),
+            Step::ActNorm {
+                shift, log_scale, ..
+            } => Box::new(PerPixel(Box::new(Affine::new(
+                shift.shallow_clone(),
+                log_scale.shallow_clone(),
+            )))),
+            Step::InvConv(w) => {
+                Box::new(PerPixel(Box::new(InvertibleLinear::new(w.shallow_clone()))))
+            }
+            Step::Coupling { mask, net } => Box::new(Coupling::new(
+                mask.shallow_clone(),
+                Box::new(net.shallow_clone()),
+                true,
+            )),
+        }
+    }
+
+    pub fn bijector(&self) -> MultiScale {
+        MultiScale::with_pieces(self.shape, self.levels(), self.top(), self.pieces.clone())
+    }
+
+    /// Glow's ActNorm initialization: walks `x` (flat `[B, C·H·W]`) through the levels in the density
+    /// direction and sets each uninitialized ActNorm so that its output has zero mean and unit
+    /// variance per channel on this batch. Returns how many it set.
+    pub fn data_init(&self, x: &Tensor) -> Result<usize> {
+        let mut done = 0;
+        tch::no_grad(|| -> Result<()> {
+            let [c, h, w] = self.shape;
+            let mut y = x.reshape([x.size()[0], c, h, w]);
+            for level in &self.levels {
+                for step in &level.steps {
+                    if let Step::ActNorm {
+                        shift,
+                        log_scale,
+                        initialized,
+                    } = step
+                    {
+                        if initialized.double_value(&[0]) == 0.0 {
+                            let dims = [0i64, 2, 3];
+                            let (mut s, mut l, mut i) = (
+                                shift.shallow_clone(),
+                                log_scale.shallow_clone(),
+                                initialized.shallow_clone(),
+                            );
+                            s.copy_(&y.mean_dim(dims.as_slice(), false, Kind::Float));
+                            l.copy_(
+                                &y.std_dim(dims.as_slice(), false, false)
+                                    .clamp_min(1e-6)
+                                    .log(),
+                            );
+                            let _ = i.fill_(1.0);
+                            done += 1;
+                        }
+                    }
+                    y = Self::step_bijector(step).inverse(&y, None)?.0;
+                }
+                if level.split.is_some() {
+                    let ch = y.size()[1];
+                    y = y.narrow(1, ch / 2, ch - ch / 2);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(done)
+    }
+}
+
+impl MultiScaleParams {
+    /// (shift, log-scale) of every ActNorm, in density order (for inspection and tests).
+    pub fn actnorms(&self) -> Vec<(Tensor, Tensor)> {
+        self.levels
+            .iter()
+            .flat_map(|l| l.steps.iter())
+            .filter_map(|s| match s {
+                Step::ActNorm {
+                    shift, log_scale, ..
+                } => Some((shift.shallow_clone(), log_scale.shallow_clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,231 @@
+//! Image flows: squeeze, per-pixel maps, checkerboard and channel couplings, and the Glow and
+//! RealNVP multi-scale architectures — round trips and log-dets against autograd on small images,
+//! ActNorm's data-dependent initialization per channel, and a short MNIST run with bits/dim.
+mod common;
+use common::*;
+use flowlab::bijector::checks::{log_det_error, round_trip};
+use flowlab::bijector::coupling::Coupling;
+use flowlab::bijector::image::{channel_mask, checkerboard_mask, PerPixel, Reshape, Squeeze};
+use flowlab::bijector::linear::{InvertibleLinear, LinearWeight};
+use flowlab::bijector::{Bijector, Chain, Invert};
+use flowlab::nn::convnet::ConvNet;
+use flowlab::nn::multiscale::{MultiScaleKind, MultiScaleParams};
+use tch::{nn, Device, Kind, Tensor};
+
+const F64: (Kind, Device) = (Kind::Double, Device::Cpu);
+
+/// Flat in, flat out: the image bijector between two reshapes, so the checks see vectors.
+fn flat(shape: [i64; 3], b: Box<dyn Bijector>) -> Chain {
+    Chain::new(vec![
+        Box::new(Reshape { shape }),
+        b,
+        Box::new(Invert(Box::new(Reshape { shape }))),
+    ])
+}
+
+fn randomize(vs: &mut nn::VarStore, scale: f64) {
+    vs.double();
+    tch::no_grad(|| {
+        for (name, mut v) in vs.variables() {
+            if !name.ends_with("initialized") && !name.contains("sign_s") && !name.ends_with(".p") {
+                v.copy_(&(&v + Tensor::randn(v.size(), F64) * scale));
+            }
+        }
+    });
+}
+
+fn assert_exact(b: &dyn Bijector, x: &Tensor, what: &str) {
+    let rt = round_trip(b, x, None).unwrap();
+    assert!(
+        rt.max_abs_error < 1e-8 && rt.max_log_det_error < 1e-8,
+        "{what}: {rt:?}"
+    );
+    let ld = log_det_error(b, x, None).unwrap();
+    assert!(ld < 1e-8, "{what}: log-det differs from autograd by {ld}");
+}
+
+#[test]
+fn squeeze_is_a_permutation_with_the_right_shapes() {
+    let x = Tensor::arange(2 * 3 * 4 * 6, (Kind::Float, Device::Cpu)).reshape([2, 3, 4, 6]);
+    let (y, ld) = Squeeze.forward(&x, None).unwrap();
+    assert_eq!(y.size(), vec![2, 12, 2, 3]);
+    assert_eq!(ld.size(), vec![2]);
+    // The 2×2 block at the top left of channel 0 becomes channels 0..4 of pixel (0, 0).
+    let block: Vec<f32> =
+        Vec::try_from(y.select(0, 0).select(1, 0).select(1, 0).narrow(0, 0, 4)).unwrap();
+    assert_eq!(block, vec![0.0, 1.0, 6.0, 7.0]);
+    assert!(Squeeze.inverse(&y, None).unwrap().0.equal(&x));
+    assert!(
+        Squeeze.forward(&x.narrow(3, 0, 5), None).is_err(),
+        "odd widths are refused"
+    );
+}
+
+#[test]
+fn per_pixel_linear_and_conv_couplings_are_exact() {
+    tch::manual_seed(0);
+    let shape = [4, 2, 2];
+    let x = Tensor::randn([6, 16], F64);
+    let w = Tensor::randn([4, 4], F64);
+    let lin = PerPixel(Box::new(InvertibleLinear::new(LinearWeight::Plain(
+        w.shallow_clone(),
+    ))));
+    assert_exact(&flat(shape, Box::new(lin)), &x, "1×1 convolution");
+    // Its log-det is H·W·ln|det W|.
+    let img = x.reshape([6, 4, 2, 2]);
+    let (_, ld) = PerPixel(Box::new(InvertibleLinear::new(LinearWeight::Plain(
+        w.shallow_clone(),
+    ))))
+    .forward(&img, None)
+    .unwrap();
+    let expected = 4.0 * w.slogdet().1.double_value(&[]);
+    assert!((ld.double_value(&[0]) - expected).abs() < 1e-9);
+    for (mask, what) in [
+        (checkerboard_mask(shape, 0, Device::Cpu), "checkerboard"),
+        (channel_mask(shape, 1, Device::Cpu), "channel"),
+    ] {
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let net = ConvNet::new(&vs.root(), 4, 8, 8);
+        randomize(&mut vs, 0.3);
+        let c = Coupling::new(mask.to_kind(Kind::Double), Box::new(net), true);
+        assert_exact(&flat(shape, Box::new(c)), &x, what);
+    }
+}
+
+#[test]
+fn glow_and_realnvp_multiscale_flows_are_exact_and_lay_out_the_base() {
+    tch::manual_seed(1);
+    for kind in [MultiScaleKind::Glow, MultiScaleKind::Realnvp] {
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let params = MultiScaleParams::build(&vs.root(), [1, 4, 4], kind, 2, 2, 8, true).unwrap();
+        randomize(&mut vs, 0.2);
+        let flow = params.bijector();
+        let x = Tensor::randn([5, 16], F64);
+        assert_exact(&flow, &x, &format!("{kind:?}"));
+        // Half of level 1's channels are factored out, the rest goes to the top.
+        let total: i64 = flow
+            .pieces()
+            .iter()
+            .map(|p| p.iter().product::<i64>())
+            .sum();
+        assert_eq!(total, 16);
+        assert_eq!(flow.pieces().len(), 2);
+    }
+    // A side that cannot be squeezed again is named.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let err = MultiScaleParams::build(&vs.root(), [1, 28, 28], MultiScaleKind::Glow, 3, 1, 8, true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("cannot squeeze a 7×7 image"), "{err}");
+}
+
+#[test]
+fn actnorm_initialization_standardizes_each_channel_of_the_first_batch() {
+    tch::manual_seed(2);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let params =
+        MultiScaleParams::build(&vs.root(), [1, 4, 4], MultiScaleKind::Glow, 1, 1, 8, true)
+            .unwrap();
+    let x = Tensor::randn([64, 16], (Kind::Float, Device::Cpu)) * 3.0 + 1.5;
+    assert_eq!(params.data_init(&x).unwrap(), 1);
+    let (shift, log_scale) = params.actnorms().remove(0);
+    let (squeezed, _) = Squeeze.forward(&x.reshape([64, 1, 4, 4]), None).unwrap();
+    let u = (&squeezed - shift.reshape([1, 4, 1, 1])) * (-log_scale.reshape([1, 4, 1, 1])).exp();
+    let dims = [0i64, 2, 3];
+    let mean = u
+        .mean_dim(dims.as_slice(), false, Kind::Float)
+        .abs()
+        .max()
+        .double_value(&[]);
+    let std = (u.std_dim(dims.as_slice(), false, false) - 1.0)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(
+        mean < 1e-5 && std < 1e-4,
+        "per-channel mean {mean}, std error {std}"
+    );
+    assert_eq!(
+        params.data_init(&x).unwrap(),
+        0,
+        "initialization happens once"
+    );
+}
+
+#[test]
+fn a_small_glow_on_mnist_learns_and_reports_bits_per_dim() {
+    let dir = scratch("glow-mnist");
+    let cfg = r#"{ "name": "glow",
+  "model": { "density": { "data": { "mnist": { "images": { "binarize": "none", "max_train": 256, "max_eval": 64 } } },
+                           "flow": [{ "multiscale": { "kind": "glow", "levels": 2, "steps": 1, "hidden": 16 } }] } },
+  "train": { "steps": 60, "batch_size": 32, "optimizer": { "lr": 0.002 }, "seed": 0 },
+  "runtime": { "threads": 1, "device": "cpu" },
+  "logging": { "log_every": 20, "image_every": 60, "checkpoint_every": 60 } }"#;
+    let o = run_config(&dir, "g.json", cfg);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = dir.join("runs/glow");
+    let m = metrics(&run);
+    let bpd = m["test_bits_per_dim"].as_f64().unwrap();
+    assert!((bpd - m["test_nll"].as_f64().unwrap() / (784.0 * 2f64.ln())).abs() < 1e-9);
+    // Uniform noise on [0, 256) is 8 bits/dim; anything learned is below it.
+    assert!(bpd < 6.0, "bits/dim {bpd}");
+    let scalars = std::fs::read_to_string(run.join("scalars.csv")).unwrap();
+    for tag in [
+        "train/bits_per_dim",
+        "val/bits_per_dim",
+        "test/nll",
+        "test/bits_per_dim",
+    ] {
+        assert!(scalars.contains(tag), "{tag}");
+    }
+    for t in ["0.5", "0.7", "1"] {
+        assert!(
+            run.join(format!("figures/samples_t{t}.png")).exists(),
+            "samples at T = {t}"
+        );
+    }
+    let bad = cfg
+        .replace(r#""levels": 2"#, r#""levels": 3"#)
+        .replace(r#""name": "glow""#, r#""name": "glow3""#);
+    let o = run_config(&dir, "g3.json", &bad);
+    assert!(
+        !o.status.success() && stderr(&o).contains("cannot squeeze a 7×7 image"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn image_layers_on_a_two_pixel_image_integrate_to_one() {
+    use flowlab::bijector::checks::density_integral;
+    use flowlab::grid::Grid2d;
+    tch::manual_seed(3);
+    let shape = [2, 1, 1];
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let net = ConvNet::new(&vs.root(), 2, 8, 4);
+    randomize(&mut vs, 0.5);
+    let layers: Vec<(Box<dyn Bijector>, &str)> = vec![
+        (
+            Box::new(Coupling::new(
+                channel_mask(shape, 0, Device::Cpu).to_kind(Kind::Double),
+                Box::new(net),
+                true,
+            )),
+            "channel coupling",
+        ),
+        (
+            Box::new(PerPixel(Box::new(InvertibleLinear::new(
+                LinearWeight::Plain(Tensor::from_slice(&[1.5, 0.4, -0.3, 0.8]).reshape([2, 2])),
+            )))),
+            "1×1 convolution",
+        ),
+    ];
+    for (b, what) in layers {
+        let f = flat(shape, b);
+        assert_exact(&f, &Tensor::randn([64, 2], F64), what);
+        let (y, _) = tch::no_grad(|| f.forward(&Tensor::randn([100_000, 2], F64), None)).unwrap();
+        let integral = density_integral(&f, &Grid2d::from_samples(&y, 1000)).unwrap();
+        assert!((integral - 1.0).abs() < 1e-3, "{what}: ∫q = {integral}");
+    }
+}
