@@ -31,6 +31,7 @@ pub mod elementwise;
 pub mod image;
 pub mod linear;
 pub mod multiscale;
+pub mod permute;
 pub mod planar;
 pub mod radial;
 pub mod sylvester;

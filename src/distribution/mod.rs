@@ -60,6 +60,40 @@ impl Distribution for StandardNormal {
     }
 }
 
+/// The standard logistic distribution per coordinate, NICE's prior (Dinh et al. 2014, §3.4):
+/// ln p(x) = −Σ_i [softplus(x_i) + softplus(−x_i)]; sampled as ln u − ln(1 − u), u ~ U(0, 1).
+pub struct StandardLogistic {
+    shape: Vec<i64>,
+    kind: Kind,
+    device: Device,
+}
+
+impl StandardLogistic {
+    pub fn new(shape: Vec<i64>, kind: Kind, device: Device) -> Self {
+        StandardLogistic {
+            shape,
+            kind,
+            device,
+        }
+    }
+}
+
+impl Distribution for StandardLogistic {
+    fn event_shape(&self) -> Vec<i64> {
+        self.shape.clone()
+    }
+    fn log_prob(&self, x: &Tensor) -> FlowResult<Tensor> {
+        Ok(-sum_event(&(x.softplus() + (-x).softplus())))
+    }
+    fn rsample(&self, n: i64) -> FlowResult<Tensor> {
+        let mut size = vec![n];
+        size.extend(&self.shape);
+        let u = Tensor::rand(size, (self.kind, self.device)).clamp(1e-7, 1.0 - 1e-7);
+        let rest: Tensor = 1.0 - &u;
+        Ok(u.log() - rest.log())
+    }
+}
+
 /// N(μ, diag σ²) with `loc` and `log_scale` of shape `[d]` (shared) or `[batch, d]` (amortized,
 /// e.g. an encoder's output; then `rsample(n)` needs n = batch).
 pub struct DiagNormal {

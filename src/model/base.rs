@@ -12,18 +12,21 @@ pub enum BaseConfig {
     StandardNormal,
     /// N(μ, diag σ²) with learnable μ and ln σ (named `base.loc`, `base.log_scale`).
     DiagNormal,
+    /// The standard logistic per coordinate, fixed (NICE's prior).
+    Logistic,
 }
 
 pub struct Base {
     dim: i64,
     params: Option<(Tensor, Tensor)>,
+    logistic: bool,
 }
 
 impl Base {
     /// Creates the parameters (if any) under `p / "base"`.
     pub fn build(cfg: &BaseConfig, p: &nn::Path, dim: i64) -> Self {
         let params = match cfg {
-            BaseConfig::StandardNormal => None,
+            BaseConfig::StandardNormal | BaseConfig::Logistic => None,
             BaseConfig::DiagNormal => {
                 let b = p / "base";
                 Some((
@@ -32,13 +35,25 @@ impl Base {
                 ))
             }
         };
-        Base { dim, params }
+        Base {
+            dim,
+            params,
+            logistic: *cfg == BaseConfig::Logistic,
+        }
     }
 
     /// `n` samples at temperature `t` (Glow §5: the base's noise scaled by t; t = 1 is plain
     /// sampling), without gradients.
     pub fn sample_tempered(&self, n: i64, t: f64, kind: tch::Kind, device: tch::Device) -> Tensor {
-        let eps = Tensor::randn([n, self.dim], (kind, device)) * t;
+        let eps = if self.logistic {
+            tch::no_grad(|| {
+                crate::distribution::StandardLogistic::new(vec![self.dim], kind, device).rsample(n)
+            })
+            .unwrap_or_else(|_| Tensor::zeros([n, self.dim], (kind, device)))
+                * t
+        } else {
+            Tensor::randn([n, self.dim], (kind, device)) * t
+        };
         match &self.params {
             None => eps,
             Some((loc, log_scale)) => tch::no_grad(|| loc + log_scale.exp() * eps),
@@ -47,6 +62,9 @@ impl Base {
 
     /// The distribution with the current parameters; `kind`/`device` are used by N(0, I).
     pub fn distribution(&self, kind: tch::Kind, device: tch::Device) -> Box<dyn Distribution> {
+        if self.logistic {
+            return Box::new(crate::distribution::StandardLogistic::new(vec![self.dim], kind, device));
+        }
         match &self.params {
             None => Box::new(StandardNormal::new(vec![self.dim], kind, device)),
             Some((loc, log_scale)) => Box::new(DiagNormal::new(

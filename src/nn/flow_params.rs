@@ -106,6 +106,11 @@ pub enum LayerConfig {
     /// Glow's ActNorm: a per-feature affine map whose first data batch sets it so that the
     /// activations it passes on (towards the base) have zero mean and unit variance.
     Actnorm {},
+    /// A fixed permutation of the coordinates: `"reverse"` or a seeded `"random"` order.
+    Permute {
+        #[serde(default)]
+        order: Order,
+    },
     /// Learnable elementwise shift and log-scale.
     Affine {},
     /// Learnable PReLU (seed eq. 61), α = sigmoid(a) ∈ (0, 1).
@@ -198,6 +203,7 @@ enum Block {
     Tanh,
     Exp,
     MultiScale(Box<MultiScaleParams>),
+    Permute(Vec<i64>),
 }
 
 /// A random rotation (QR of a Gaussian matrix), as a plain matrix or in Glow's LU form.
@@ -332,6 +338,10 @@ impl FlowParams {
                 LayerConfig::Sigmoid => Block::Sigmoid,
                 LayerConfig::Tanh => Block::Tanh,
                 LayerConfig::Exp => Block::Exp,
+                LayerConfig::Permute { order } => Block::Permute(match order {
+                    Order::Reverse => (0..dim).rev().collect(),
+                    Order::Random => crate::bijector::permute::random_order(dim),
+                }),
                 LayerConfig::Multiscale {
                     kind,
                     levels,
@@ -383,6 +393,7 @@ impl FlowParams {
                 LayerConfig::Tanh => "tanh",
                 LayerConfig::Exp => "exp",
                 LayerConfig::Multiscale { .. } => "multiscale",
+                LayerConfig::Permute { .. } => "permute",
             };
             for j in 0..k {
                 names.push(if k > 1 {
@@ -539,6 +550,10 @@ impl FlowParams {
                 Block::Tanh => layers.push(Box::new(Tanh)),
                 Block::Exp => layers.push(Box::new(Exp)),
                 Block::MultiScale(m) => layers.push(Box::new(m.bijector())),
+                Block::Permute(p) => layers.push(Box::new(
+                    crate::bijector::permute::Permute::new(p)
+                        .unwrap_or_else(|_| unreachable!("built from a permutation")),
+                )),
             }
         }
         Chain::new(layers)
