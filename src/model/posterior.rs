@@ -230,6 +230,20 @@ impl Posterior {
 
     /// The flow for features h (`[batch, features]`), and the context its layers read.
     pub fn flow(&self, h: &Tensor) -> Result<(Chain, Option<Tensor>)> {
+        self.flow_repeated(h, 1)
+    }
+
+    /// The flow for each row of h, its parameters repeated `repeat` times per row (sample-major
+    /// within a row): the heads (and Q's orthogonalization) run once per row, not per sample,
+    /// which is what makes thousands of importance samples affordable.
+    pub fn flow_repeated(&self, h: &Tensor, repeat: i64) -> Result<(Chain, Option<Tensor>)> {
+        let rep = |t: Tensor| {
+            if repeat > 1 {
+                t.repeat_interleave_self_int(repeat, 0, None)
+            } else {
+                t
+            }
+        };
         let d = self.latent;
         let k = self.config.length();
         let layers: Vec<Box<dyn Bijector>> = match (&self.config, &self.head, &self.iaf) {
@@ -241,7 +255,7 @@ impl Posterior {
                             as Box<dyn Bijector>
                     })
                     .collect();
-                return Ok((Chain::new(layers), Some(ctx.forward(h))));
+                return Ok((Chain::new(layers), Some(rep(ctx.forward(h)))));
             }
             (PosteriorConfig::Gaussian, _, _) | (_, None, _) => vec![],
             (cfg, Some(head), _) => {
@@ -259,17 +273,17 @@ impl Posterior {
                     let layer: Box<dyn Bijector> = match cfg {
                         PosteriorConfig::Planar { .. } => {
                             let (u, w, bias) = (next(d), next(d), next(1).squeeze_dim(1));
-                            Box::new(PlanarFlow::new(u, w, bias))
+                            Box::new(PlanarFlow::new(rep(u), rep(w), rep(bias)))
                         }
                         PosteriorConfig::Radial { .. } => {
                             let (z0, a, bt) =
                                 (next(d), next(1).squeeze_dim(1), next(1).squeeze_dim(1));
-                            Box::new(RadialFlow::from_unconstrained(z0, &a, &bt))
+                            Box::new(RadialFlow::from_unconstrained(rep(z0), &rep(a), &rep(bt)))
                         }
                         PosteriorConfig::OSnf { columns: m, .. } => {
                             let (r1, r2, bias) = triangular(&mut next, b, *m);
                             let q = sylvester::orthogonalize(&next(d * m).reshape([b, d, *m]))?;
-                            Box::new(SylvesterFlow::new(q, r1, r2, bias))
+                            Box::new(SylvesterFlow::new(rep(q), rep(r1), rep(r2), rep(bias)))
                         }
                         PosteriorConfig::HSnf { reflections, .. } => {
                             let (r1, r2, bias) = triangular(&mut next, b, d);
@@ -278,12 +292,12 @@ impl Posterior {
                                 *reflections,
                                 d,
                             ]));
-                            Box::new(SylvesterFlow::new(q, r1, r2, bias))
+                            Box::new(SylvesterFlow::new(rep(q), rep(r1), rep(r2), rep(bias)))
                         }
                         PosteriorConfig::TSnf { .. } => {
                             let (r1, r2, bias) = triangular(&mut next, b, d);
                             let q = sylvester::permutation(d, i % 2 == 1, (p.kind(), p.device()));
-                            Box::new(SylvesterFlow::new(q, r1, r2, bias))
+                            Box::new(SylvesterFlow::new(q, rep(r1), rep(r2), rep(bias)))
                         }
                         PosteriorConfig::Gaussian | PosteriorConfig::Iaf { .. } => unreachable!(),
                     };
@@ -314,16 +328,19 @@ impl Posterior {
     /// Draws `samples` z per row of h (rows repeated, sample-major within a row) and pushes them
     /// through the flow.
     pub fn sample(&self, h: &Tensor, samples: i64) -> Result<PosteriorSample> {
-        let h = if samples > 1 {
-            h.repeat_interleave_self_int(samples, 0, None)
-        } else {
-            h.shallow_clone()
+        let rep = |t: Tensor| {
+            if samples > 1 {
+                t.repeat_interleave_self_int(samples, 0, None)
+            } else {
+                t
+            }
         };
-        let (mean, log_var) = self.q0(&h);
+        let (mean, log_var) = self.q0(h);
+        let (mean, log_var) = (rep(mean), rep(log_var));
         let eps = mean.randn_like();
         let z0 = &mean + (&log_var * 0.5).exp() * &eps;
         let log_q0 = diag_normal_log_prob(&z0, &mean, &log_var);
-        let (flow, context) = self.flow(&h)?;
+        let (flow, context) = self.flow_repeated(h, samples)?;
         let (z, layer_log_dets) = flow.forward_layers(&z0, context.as_ref())?;
         let log_det = layer_log_dets
             .iter()
