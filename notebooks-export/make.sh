@@ -28,9 +28,9 @@ need experiments/planar-u1-k8.json experiments/radial-u1-k8.json
   --title "Change of variables: N(0, I) through planar and radial layers" \
   --intro "seed_fig1.png is the seed's Fig. 1 (N(0, I), after one planar layer u = (1, 0), w = (5, 0), b = 0, after one radial layer z0 = (0.5, 0), α = 0.5, β = 1); the two runs fit 8 such layers to U1 by reverse KL."
 
-need experiments/planar-u{1,2,3,4}-k32.json experiments/radial-u{1,2,3,4}-k32.json
-"$flowlab" export $(runs planar-u{1,2,3,4}-k32 radial-u{1,2,3,4}-k32) --out notebooks-export/flows-on-u1-u4.ipynb \
-  --title "Planar and radial flows (K = 32) on the targets U1–U4" \
+need experiments/planar-u{1,2,3,4}-k8.json experiments/radial-u{1,2,3,4}-k8.json
+"$flowlab" export $(runs planar-u{1,2,3,4}-k8 radial-u{1,2,3,4}-k8) --out notebooks-export/flows-on-u1-u4.ipynb \
+  --title "Planar and radial flows (K = 8) on the targets U1–U4" \
   --intro "Reverse-KL fits of Rezende & Mohamed's four energies; KL(q‖p) = F + ln Z is in each run's metrics."
 
 need experiments/density-{nice,realnvp,maf}-{moons,checkerboard}.json
