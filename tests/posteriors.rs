@@ -86,11 +86,12 @@ fn every_amortized_flow_has_exact_per_sample_log_det_and_inverse() {
 
 #[test]
 fn posterior_samples_carry_consistent_log_densities() {
-    for cfg in configs() {
+    // Several rows (parameters repeated per sample) and one row (parameters broadcast).
+    for (cfg, rows) in configs().into_iter().flat_map(|c| [(c.clone(), 4), (c, 1)]) {
         let (_vs, post) = posterior(&cfg, 2);
-        let h = Tensor::randn([4, 16], F64);
+        let h = Tensor::randn([rows, 16], F64);
         let s = post.sample(&h, 3).unwrap();
-        assert_eq!(s.z.size(), vec![12, 5], "{}", cfg.label());
+        assert_eq!(s.z.size(), vec![rows * 3, 5], "{}", cfg.label());
         let total = s
             .layer_log_dets
             .iter()
@@ -101,7 +102,7 @@ fn posterior_samples_carry_consistent_log_densities() {
             .flow(&h.repeat_interleave_self_int(3, 0, None))
             .unwrap();
         let (z0, inv_ld) = flow.inverse(&s.z, ctx.as_ref()).unwrap();
-        assert!(z0.allclose(&s.z0, 1e-7, 1e-7, false), "{}", cfg.label());
+        assert!(z0.allclose(&s.z0, 1e-7, 1e-7, false), "{} ({rows} rows)", cfg.label());
         assert!((inv_ld + &s.log_det).abs().max().double_value(&[]) < 1e-7);
     }
 }

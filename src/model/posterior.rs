@@ -237,8 +237,10 @@ impl Posterior {
     /// within a row): the heads (and Q's orthogonalization) run once per row, not per sample,
     /// which is what makes thousands of importance samples affordable.
     pub fn flow_repeated(&self, h: &Tensor, repeat: i64) -> Result<(Chain, Option<Tensor>)> {
+        // One row: its parameters (batch axis 1) broadcast against all samples, with no copies.
+        let rows = h.size()[0];
         let rep = |t: Tensor| {
-            if repeat > 1 {
+            if repeat > 1 && rows > 1 {
                 t.repeat_interleave_self_int(repeat, 0, None)
             } else {
                 t
