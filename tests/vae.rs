@@ -139,7 +139,7 @@ fn a_flow_vae_learns_and_writes_every_artifact() {
     assert!(o.status.success(), "{}", stderr(&o));
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.contains("| iaf | vae | iaf-k2 | 5 |"), "{table}");
-    let nll = format!("{:.2}", m["test_nll"].as_f64().unwrap());
+    let nll = format!("{:.3}", m["test_nll"].as_f64().unwrap());
     assert!(std::fs::read_to_string(csv).unwrap().contains(&nll));
 }
 
