@@ -45,7 +45,7 @@ need experiments/mnist-vae-z2.json experiments/mnist-vae-z5.json experiments/mni
 
 mnist=(mnist-vae mnist-planar-k4 mnist-planar-k16 mnist-radial-k4 mnist-iaf-k4 mnist-o-snf-k4 mnist-h-snf-k4 mnist-t-snf-k4)
 need $(for n in "${mnist[@]}"; do printf 'experiments/%s.json ' "$n"; done)
-"$flowlab" export $(runs "${mnist[@]}") --out notebooks-export/vae-flow-posteriors.ipynb \
+"$flowlab" export $(runs "${mnist[@]}") --out notebooks-export/vae-flow-posteriors.ipynb --figures reconstructions,prior_samples \
   --title "VAEs with flow posteriors on MNIST" \
   --intro "Identical MLP encoder/decoder (784-300-300, latent 64), budget and seed; only the posterior differs. Test -ELBO and importance-weighted NLL (S = 5000) in each run's metrics."
 

@@ -22,6 +22,10 @@ pub struct ExportArgs {
     /// A paragraph placed under the title.
     #[arg(long)]
     intro: Option<String>,
+    /// Only these figures (file stems, comma-separated, e.g. "reconstructions,prior_samples");
+    /// default: every PNG in each run's figures/.
+    #[arg(long)]
+    figures: Option<String>,
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -218,6 +222,10 @@ pub fn run(args: ExportArgs) -> Result<()> {
         let figs: Vec<Value> = figs
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .filter(|p| {
+                let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+                args.figures.as_ref().is_none_or(|f| f.split(',').any(|w| w.trim() == stem))
+            })
             .filter_map(|p| {
                 Some(png_output(
                     &std::fs::read(p).ok()?,
