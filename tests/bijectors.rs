@@ -278,8 +278,13 @@ fn permutations_pass_the_three_checks_and_refuse_non_permutations() {
     check_all_three(&Permute::reverse(2));
     let p = Permute::new(&[2, 0, 4, 1, 3]).unwrap();
     assert_invertible_with_exact_log_det(&p, &sample(64, 5, 4));
-    let (y, _) = p.forward(&t(&[10.0, 11.0, 12.0, 13.0, 14.0]).unsqueeze(0), None).unwrap();
-    assert_eq!(Vec::<f64>::try_from(y.squeeze()).unwrap(), vec![12.0, 10.0, 14.0, 11.0, 13.0]);
+    let (y, _) = p
+        .forward(&t(&[10.0, 11.0, 12.0, 13.0, 14.0]).unsqueeze(0), None)
+        .unwrap();
+    assert_eq!(
+        Vec::<f64>::try_from(y.squeeze()).unwrap(),
+        vec![12.0, 10.0, 14.0, 11.0, 13.0]
+    );
     assert!(Permute::new(&[0, 0, 1]).is_err());
 }
 
@@ -289,7 +294,11 @@ fn the_logistic_base_is_normalized_and_samples_match_it() {
     let d = StandardLogistic::new(vec![2], Kind::Double, Device::Cpu);
     let grid = Grid2d::square(-40.0, 40.0, 2000);
     let log_z = grid.log_integral(Device::Cpu, &mut |pts| d.log_prob(pts).unwrap());
-    assert!(log_z.exp().abs() - 1.0 < 1e-3 && (log_z.exp() - 1.0).abs() < 1e-3, "∫p = {}", log_z.exp());
+    assert!(
+        log_z.exp().abs() - 1.0 < 1e-3 && (log_z.exp() - 1.0).abs() < 1e-3,
+        "∫p = {}",
+        log_z.exp()
+    );
     tch::manual_seed(5);
     let x = d.sample(200_000).unwrap();
     let var = x.var(true).double_value(&[]);

@@ -102,7 +102,11 @@ fn posterior_samples_carry_consistent_log_densities() {
             .flow(&h.repeat_interleave_self_int(3, 0, None))
             .unwrap();
         let (z0, inv_ld) = flow.inverse(&s.z, ctx.as_ref()).unwrap();
-        assert!(z0.allclose(&s.z0, 1e-7, 1e-7, false), "{} ({rows} rows)", cfg.label());
+        assert!(
+            z0.allclose(&s.z0, 1e-7, 1e-7, false),
+            "{} ({rows} rows)",
+            cfg.label()
+        );
         assert!((inv_ld + &s.log_det).abs().max().double_value(&[]) < 1e-7);
     }
 }

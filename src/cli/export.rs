@@ -224,7 +224,9 @@ pub fn run(args: ExportArgs) -> Result<()> {
             .filter(|p| p.extension().is_some_and(|e| e == "png"))
             .filter(|p| {
                 let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-                args.figures.as_ref().is_none_or(|f| f.split(',').any(|w| w.trim() == stem))
+                args.figures
+                    .as_ref()
+                    .is_none_or(|f| f.split(',').any(|w| w.trim() == stem))
             })
             .filter_map(|p| {
                 Some(png_output(

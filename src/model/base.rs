@@ -63,7 +63,11 @@ impl Base {
     /// The distribution with the current parameters; `kind`/`device` are used by N(0, I).
     pub fn distribution(&self, kind: tch::Kind, device: tch::Device) -> Box<dyn Distribution> {
         if self.logistic {
-            return Box::new(crate::distribution::StandardLogistic::new(vec![self.dim], kind, device));
+            return Box::new(crate::distribution::StandardLogistic::new(
+                vec![self.dim],
+                kind,
+                device,
+            ));
         }
         match &self.params {
             None => Box::new(StandardNormal::new(vec![self.dim], kind, device)),
