@@ -294,11 +294,7 @@ fn the_logistic_base_is_normalized_and_samples_match_it() {
     let d = StandardLogistic::new(vec![2], Kind::Double, Device::Cpu);
     let grid = Grid2d::square(-40.0, 40.0, 2000);
     let log_z = grid.log_integral(Device::Cpu, &mut |pts| d.log_prob(pts).unwrap());
-    assert!(
-        log_z.exp().abs() - 1.0 < 1e-3 && (log_z.exp() - 1.0).abs() < 1e-3,
-        "∫p = {}",
-        log_z.exp()
-    );
+    assert!((log_z.exp() - 1.0).abs() < 1e-3, "∫p = {}", log_z.exp());
     tch::manual_seed(5);
     let x = d.sample(200_000).unwrap();
     let var = x.var(true).double_value(&[]);

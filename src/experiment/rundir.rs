@@ -100,10 +100,6 @@ pub struct LoadReport {
 
 /// Copies tensors into `vs` by name. Shape mismatches are errors naming the tensor; with
 /// `strict`, missing variables are errors too.
-fn vars_empty(vs: &nn::VarStore) -> bool {
-    vs.variables().is_empty()
-}
-
 pub fn load_weights(vs: &mut nn::VarStore, path: &Path, strict: bool) -> Result<LoadReport> {
     let named = load_tensors(path)?;
     let mut report = LoadReport::default();
@@ -132,7 +128,7 @@ pub fn load_weights(vs: &mut nn::VarStore, path: &Path, strict: bool) -> Result<
         .map(|(n, _)| n.clone())
         .filter(|n| !report.loaded.contains(n))
         .collect();
-    if report.loaded.is_empty() && !vars_empty(vs) {
+    if report.loaded.is_empty() && !vs.variables().is_empty() {
         bail!(
             "{}: none of its tensors {:?} names a variable of this model (a checkpoint of another model?)",
             path.display(),

@@ -67,6 +67,7 @@ fn line(img: &mut RgbImage, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: Rgb<u
     }
 }
 
+/// Ten distinguishable colours (Tableau 10): runs in curves, digit classes in scatters.
 const COLOURS: [[u8; 3]; 10] = [
     [31, 119, 180],
     [255, 127, 14],

@@ -32,22 +32,8 @@ pub fn tile(images: &Tensor, rows: i64, cols: i64, per_row: i64) -> Result<RgbIm
     Ok(img)
 }
 
-/// Ten distinguishable colours (Tableau 10), one per digit class.
-const CLASS_COLOURS: [[u8; 3]; 10] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [127, 127, 127],
-    [188, 189, 34],
-    [23, 190, 207],
-];
-
 /// Points `[n, 2]` coloured by `labels: [n]` (0–9) on a white square, the window fitted to the
-/// points (±4 σ of each axis, clipped to their range).
+/// points' range (plus 5%).
 pub fn labelled_scatter(points: &Tensor, labels: &Tensor, size: u32) -> Result<RgbImage> {
     let p = Vec::<f64>::try_from(
         points
@@ -77,7 +63,7 @@ pub fn labelled_scatter(points: &Tensor, labels: &Tensor, size: u32) -> Result<R
     let mut img = RgbImage::from_pixel(size, size, Rgb([255, 255, 255]));
     let s = size as f64 - 1.0;
     for (i, &label) in l.iter().enumerate() {
-        let c = CLASS_COLOURS[(label.rem_euclid(10)) as usize];
+        let c = super::curves::colour(label.rem_euclid(10) as usize).0;
         let px = ((p[2 * i] - x0) / (x1 - x0) * s).round() as i64;
         let py = ((y1 - p[2 * i + 1]) / (y1 - y0) * s).round() as i64;
         for (dx, dy) in [
