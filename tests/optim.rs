@@ -47,3 +47,101 @@ fn adam_follows_the_textbook_update() {
     }
     assert_eq!(opt.step, 25);
 }
+
+/// Two copies of one model of float32 parameters, large enough that the fused CPU update splits
+/// over threads, and small ones besides.
+fn twin_models() -> (nn::VarStore, nn::VarStore) {
+    let make = || {
+        tch::manual_seed(7);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        root.randn("big", &[600, 1000], 0.0, 1.0);
+        root.randn("small", &[3, 5], 0.0, 1.0);
+        root.randn("bias", &[17], 0.0, 1.0);
+        vs
+    };
+    (make(), make())
+}
+
+fn quartic_loss(vs: &nn::VarStore) -> Tensor {
+    let mut vars: Vec<_> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars.iter()
+        .map(|(_, v)| (v.pow_tensor_scalar(4) * 0.25 - v * 0.3).sum(Kind::Float))
+        .fold(Tensor::from(0f32), |a, b| a + b)
+}
+
+#[test]
+fn fused_cpu_step_matches_the_tensor_op_step() {
+    let cfg = AdamConfig {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+    };
+    tch::set_num_threads(2);
+    let (a, b) = twin_models();
+    let (mut fused, mut reference) = (Adam::new(&a, cfg.clone()), Adam::new(&b, cfg));
+    for _ in 0..5 {
+        for (vs, opt) in [(&a, &mut fused), (&b, &mut reference)] {
+            opt.zero_grad();
+            quartic_loss(vs).backward();
+        }
+        let (na, nb) = (fused.grad_norm(), reference.grad_norm());
+        let torch_norm = a
+            .trainable_variables()
+            .iter()
+            .map(|v| v.grad().square().sum(Kind::Double).double_value(&[]))
+            .sum::<f64>()
+            .sqrt();
+        assert!(
+            (na - torch_norm).abs() < 1e-5 * torch_norm,
+            "grad norm {na} vs libtorch {torch_norm}"
+        );
+        assert!((na - nb).abs() < 1e-5 * nb, "grad norms {na} vs {nb}");
+        fused.step();
+        reference.step_with_tensor_ops();
+    }
+    tch::set_num_threads(1);
+    let (_, init) = twin_models();
+    for (name, va) in a.variables() {
+        let vb = &b.variables()[&name];
+        let diff = (&va - vb).abs().max().double_value(&[]);
+        assert!(
+            diff < 1e-6,
+            "{name}: fused and tensor-op Adam differ by {diff}"
+        );
+        let moved = (&va - &init.variables()[&name])
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(moved > 1e-3, "{name} did not move ({moved})");
+    }
+}
+
+#[test]
+fn zero_grad_releases_gradients_and_a_parameter_without_one_is_left_alone() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let used = vs
+        .root()
+        .var_copy("used", &Tensor::from_slice(&[1.0f32, 2.0]));
+    let unused = vs.root().var_copy("unused", &Tensor::from_slice(&[3.0f32]));
+    let mut opt = Adam::new(&vs, AdamConfig::default());
+    (&used * &used).sum(Kind::Float).backward();
+    assert!(used.grad().defined());
+    opt.zero_grad();
+    assert!(
+        !used.grad().defined(),
+        "zero_grad must release the gradient"
+    );
+    (&used * &used).sum(Kind::Float).backward();
+    assert_eq!(
+        Vec::<f32>::try_from(used.grad()).unwrap(),
+        vec![2.0, 4.0],
+        "no stale gradient added"
+    );
+    opt.step();
+    assert_eq!(Vec::<f32>::try_from(&unused).unwrap(), vec![3.0]);
+    assert!(Vec::<f32>::try_from(&used).unwrap()[0] < 1.0);
+}

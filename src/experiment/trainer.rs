@@ -148,7 +148,7 @@ pub fn train(
         opt.zero_grad();
         let grad_norm = if loss_value.is_finite() {
             losses.loss.backward();
-            opt.grad_norm().double_value(&[])
+            opt.grad_norm()
         } else {
             f64::NAN
         };
