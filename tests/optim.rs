@@ -55,9 +55,9 @@ fn twin_models() -> (nn::VarStore, nn::VarStore) {
         tch::manual_seed(7);
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
-        root.randn("big", &[600, 1000], 0.0, 1.0);
-        root.randn("small", &[3, 5], 0.0, 1.0);
-        root.randn("bias", &[17], 0.0, 1.0);
+        let _ = root.randn("big", &[600, 1000], 0.0, 1.0);
+        let _ = root.randn("small", &[3, 5], 0.0, 1.0);
+        let _ = root.randn("bias", &[17], 0.0, 1.0);
         vs
     };
     (make(), make())
