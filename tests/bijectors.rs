@@ -2,9 +2,10 @@
 //! round trip, log-det against the autograd Jacobian per sample (float64), and in 2-D the
 //! transformed standard normal integrating to 1 on a grid.
 use flowlab::bijector::checks::{density_integral, log_det_error, round_trip};
-use flowlab::bijector::elementwise::{Affine, Exp, PReLU, Sigmoid, Tanh};
+use flowlab::bijector::elementwise::{Affine, Elementwise, Exp, PReLU, Sigmoid, Tanh};
 use flowlab::bijector::planar::PlanarFlow;
 use flowlab::bijector::radial::RadialFlow;
+use flowlab::bijector::spline::RationalQuadraticSpline;
 use flowlab::bijector::{Bijector, Chain, FlowError, Invert};
 use flowlab::distribution::{Distribution, StandardNormal, TransformedDistribution};
 use flowlab::grid::Grid2d;
@@ -300,4 +301,57 @@ fn the_logistic_base_is_normalized_and_samples_match_it() {
     let var = x.var(true).double_value(&[]);
     let expected = std::f64::consts::PI.powi(2) / 3.0;
     assert!((var - expected).abs() < 0.05, "variance {var} vs π²/3");
+}
+
+#[test]
+fn rational_quadratic_spline_passes_the_three_checks() {
+    // Per-dimension splines (parameters [2, 3K − 1] shared by the batch), 6 bins on [−2, 2]:
+    // standard-normal samples fall both inside and in the identity tails.
+    tch::manual_seed(11);
+    let raw = Tensor::randn([2, 17], F64) * 1.5;
+    check_all_three(&RationalQuadraticSpline::from_raw(&raw, 6, 2.0));
+}
+
+#[test]
+fn rational_quadratic_spline_is_the_identity_at_zero_and_outside_its_bound() {
+    let x = t(&[-5.0, -3.0, -0.7, 0.0, 0.4, 2.9, 3.0, 7.5]);
+    let zero = RationalQuadraticSpline::from_raw(&Tensor::zeros([8, 11], F64), 4, 3.0);
+    let (y, ld) = Elementwise::forward_elementwise(&zero, &x).unwrap();
+    assert!((&y - &x).abs().max().double_value(&[]) < 1e-12, "{y:?}");
+    assert!(ld.abs().max().double_value(&[]) < 1e-12, "{ld:?}");
+    tch::manual_seed(3);
+    let bent = RationalQuadraticSpline::from_raw(&(Tensor::randn([8, 11], F64) * 2.0), 4, 3.0);
+    let (y, ld) = Elementwise::forward_elementwise(&bent, &x).unwrap();
+    let outside = [0usize, 7];
+    for i in 0..8 {
+        let (xi, yi, li) = (
+            x.double_value(&[i as i64]),
+            y.double_value(&[i as i64]),
+            ld.double_value(&[i as i64]),
+        );
+        if outside.contains(&i) {
+            assert_eq!((yi, li), (xi, 0.0), "tail at x = {xi}");
+        } else {
+            assert!(yi.abs() <= 3.0, "x = {xi} maps to {yi}, outside [−3, 3]");
+        }
+    }
+    // Strictly increasing across the whole line, continuous at ±B (knots pinned there).
+    let one = RationalQuadraticSpline::from_raw(&(Tensor::randn([1, 11], F64) * 2.0), 4, 3.0);
+    let line = Tensor::linspace(-4.0, 4.0, 8001, F64).unsqueeze(1);
+    let (y, _) = Elementwise::forward_elementwise(&one, &line).unwrap();
+    let steps = y.diff(1, 0, None::<Tensor>, None::<Tensor>);
+    assert!(steps.min().double_value(&[]) > 0.0, "not increasing");
+    assert!(
+        steps.max().double_value(&[]) < 0.02,
+        "a jump: {}",
+        steps.max().double_value(&[])
+    );
+    let (b, _) = Elementwise::forward_elementwise(&one, &t(&[-3.0, 3.0]).unsqueeze(1)).unwrap();
+    assert!(
+        (b - t(&[-3.0, 3.0]).unsqueeze(1))
+            .abs()
+            .max()
+            .double_value(&[])
+            < 1e-12
+    );
 }

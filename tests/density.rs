@@ -69,6 +69,10 @@ fn maf_iaf_and_coupling_layers_pass_the_three_checks() {
             r#"{"coupling": {"length": 3, "hidden": [16, 16], "law": "affine"}}"#,
             "realnvp",
         ),
+        (
+            r#"{"coupling": {"length": 2, "hidden": [16], "law": {"spline": {"bins": 5, "bound": 2.0}}}}"#,
+            "neural spline",
+        ),
     ] {
         let (_vs, flow) = random_flow(&[layer(json)], 2, 3);
         let chain = flow.bijector();

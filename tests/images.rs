@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use flowlab::bijector::checks::{log_det_error, round_trip};
-use flowlab::bijector::coupling::Coupling;
+use flowlab::bijector::coupling::{Coupling, CouplingLaw};
 use flowlab::bijector::image::{channel_mask, checkerboard_mask, PerPixel, Reshape, Squeeze};
 use flowlab::bijector::linear::{InvertibleLinear, LinearWeight};
 use flowlab::bijector::{Bijector, Chain, Invert};
@@ -87,7 +87,11 @@ fn per_pixel_linear_and_conv_couplings_are_exact() {
         let mut vs = nn::VarStore::new(Device::Cpu);
         let net = ConvNet::new(&vs.root(), 4, 8, 8);
         randomize(&mut vs, 0.3);
-        let c = Coupling::new(mask.to_kind(Kind::Double), Box::new(net), true);
+        let c = Coupling::new(
+            mask.to_kind(Kind::Double),
+            Box::new(net),
+            CouplingLaw::Affine,
+        );
         assert_exact(&flat(shape, Box::new(c)), &x, what);
     }
 }
@@ -210,7 +214,7 @@ fn image_layers_on_a_two_pixel_image_integrate_to_one() {
             Box::new(Coupling::new(
                 channel_mask(shape, 0, Device::Cpu).to_kind(Kind::Double),
                 Box::new(net),
-                true,
+                CouplingLaw::Affine,
             )),
             "channel coupling",
         ),

@@ -11,8 +11,70 @@
 //! (`[batch, C, H, W]`, a checkerboard or channel mask `[C, H, W]`, a convolutional conditioner):
 //! the conditioner maps the masked input to twice the channels (shift, raw log-scale) along axis 1.
 use super::elementwise::{Affine, Elementwise};
+use super::spline::{raw_params_per_element, RationalQuadraticSpline};
 use super::{sum_except_batch, Bijector, FlowError, FlowResult};
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
+
+/// The elementwise law of a coupling layer, as written in a config: `"additive"`, `"affine"`,
+/// or `{"spline": {"bins": 8, "bound": 3.0}}`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum CouplingLaw {
+    /// NICE: y₂ = x₂ + t(x₁), volume preserving.
+    Additive,
+    /// RealNVP: y₂ = x₂ ⊙ exp(s(x₁)) + t(x₁), s tanh-bounded.
+    #[default]
+    Affine,
+    /// Neural spline flow: y₂ = RQS(x₂; θ(x₁)) with `bins` bins on [−bound, bound], identity
+    /// outside.
+    Spline {
+        #[serde(default = "default_bins")]
+        bins: i64,
+        #[serde(default = "default_bound")]
+        bound: f64,
+    },
+}
+
+fn default_bins() -> i64 {
+    8
+}
+
+fn default_bound() -> f64 {
+    3.0
+}
+
+impl CouplingLaw {
+    /// How many conditioner outputs each transformed dimension needs.
+    pub fn params_per_dim(&self) -> i64 {
+        match self {
+            CouplingLaw::Additive => 1,
+            CouplingLaw::Affine => 2,
+            CouplingLaw::Spline { bins, .. } => raw_params_per_element(*bins),
+        }
+    }
+
+    /// A config's law, or why it cannot be built.
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            CouplingLaw::Spline { bins, bound } if bins < 2 => Err(format!(
+                "spline bins must be at least 2, got {bins} (bound {bound})"
+            )),
+            CouplingLaw::Spline { bound, .. } if !(bound.is_finite() && bound > 0.0) => Err(
+                format!("spline bound must be positive and finite, got {bound}"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            CouplingLaw::Additive => "additive_coupling",
+            CouplingLaw::Affine => "affine_coupling",
+            CouplingLaw::Spline { .. } => "spline_coupling",
+        }
+    }
+}
 
 /// The network of a coupling layer: masked input → shift (and raw log-scale) along axis 1.
 pub trait Conditioner: Send {
@@ -32,15 +94,16 @@ pub struct Coupling {
     /// 1 for the dimensions that pass through (and condition), 0 for the transformed ones.
     mask: Tensor,
     net: Box<dyn Conditioner>,
-    affine: bool,
+    law: CouplingLaw,
 }
 
 impl Coupling {
-    /// `net` maps the masked input `[batch, D]` to `[batch, 2D]` (shift, raw log-scale) for
-    /// affine, `[batch, D]` (shift) for additive; for images `[batch, C, H, W]` to
-    /// `[batch, 2C, H, W]` or `[batch, C, H, W]`.
-    pub fn new(mask: Tensor, net: Box<dyn Conditioner>, affine: bool) -> Self {
-        Coupling { mask, net, affine }
+    /// `net` maps the masked input `[batch, D]` to `[batch, P·D]` with P =
+    /// [`CouplingLaw::params_per_dim`] (affine: shift then raw log-scale; additive: shift;
+    /// spline: P blocks of D raw spline parameters); for images `[batch, C, H, W]` to
+    /// `[batch, P·C, H, W]`.
+    pub fn new(mask: Tensor, net: Box<dyn Conditioner>, law: CouplingLaw) -> Self {
+        Coupling { mask, net, law }
     }
 
     fn check(&self, x: &Tensor) -> FlowResult<()> {
@@ -55,18 +118,54 @@ impl Coupling {
         Ok(())
     }
 
-    fn transformer(&self, x: &Tensor) -> Affine {
+    fn transformer(&self, x: &Tensor) -> Box<dyn Elementwise> {
         let keep = &self.mask;
         let free = 1.0 - keep;
         let out = self.net.forward(&(x * keep));
         let d = x.size()[1];
-        let shift = out.narrow(1, 0, d) * &free;
-        let log_scale = if self.affine {
-            (out.narrow(1, d, d) / SCALE_BOUND).tanh() * SCALE_BOUND * &free
-        } else {
-            shift.zeros_like()
-        };
-        Affine::new(shift, log_scale)
+        match self.law {
+            CouplingLaw::Additive => {
+                let shift = out.narrow(1, 0, d) * &free;
+                let zero = shift.zeros_like();
+                Box::new(Affine::new(shift, zero))
+            }
+            CouplingLaw::Affine => {
+                let shift = out.narrow(1, 0, d) * &free;
+                let log_scale = (out.narrow(1, d, d) / SCALE_BOUND).tanh() * SCALE_BOUND * &free;
+                Box::new(Affine::new(shift, log_scale))
+            }
+            CouplingLaw::Spline { bins, bound } => {
+                // [batch, P·D, ...] → [batch, P, D, ...] → parameters last: [batch, D, ..., P].
+                let mut shape = out.size();
+                shape[1] = d;
+                shape.insert(1, self.law.params_per_dim());
+                let raw = out.view(&shape[..]).movedim([1], [shape.len() as i64 - 1]);
+                Box::new(Masked {
+                    inner: RationalQuadraticSpline::from_raw(&raw, bins, bound),
+                    free,
+                })
+            }
+        }
+    }
+}
+
+/// An elementwise map applied where `free` is 1 and the identity where it is 0.
+struct Masked<T: Elementwise> {
+    inner: T,
+    free: Tensor,
+}
+
+impl<T: Elementwise> Elementwise for Masked<T> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn forward_elementwise(&self, x: &Tensor) -> FlowResult<(Tensor, Tensor)> {
+        let (y, ld) = self.inner.forward_elementwise(x)?;
+        Ok((x + (y - x) * &self.free, ld * &self.free))
+    }
+    fn inverse_elementwise(&self, y: &Tensor) -> FlowResult<(Tensor, Tensor)> {
+        let (x, ld) = self.inner.inverse_elementwise(y)?;
+        Ok((y + (x - y) * &self.free, ld * &self.free))
     }
 }
 
@@ -85,11 +184,7 @@ impl Bijector for Coupling {
     }
 
     fn name(&self) -> String {
-        if self.affine {
-            "affine_coupling".into()
-        } else {
-            "additive_coupling".into()
-        }
+        self.law.name().into()
     }
 
     fn layers(&self) -> Vec<&dyn Bijector> {

@@ -34,6 +34,7 @@ pub mod multiscale;
 pub mod permute;
 pub mod planar;
 pub mod radial;
+pub mod spline;
 pub mod sylvester;
 pub mod tanh_solve;
 

@@ -42,16 +42,7 @@ pub enum Order {
     Random,
 }
 
-/// The elementwise law of a coupling layer.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum CouplingLaw {
-    /// NICE: y₂ = x₂ + t(x₁), volume preserving.
-    Additive,
-    /// RealNVP: y₂ = x₂ ⊙ exp(s(x₁)) + t(x₁), s tanh-bounded.
-    #[default]
-    Affine,
-}
+pub use crate::bijector::coupling::CouplingLaw;
 
 /// One block of a flow, as written in an experiment config:
 /// `{"planar": {"length": 8}}`, `{"radial": {"length": 4}}`, `{"affine": {}}`, `{"prelu": {}}`,
@@ -81,8 +72,9 @@ pub enum LayerConfig {
         #[serde(default)]
         iaf: bool,
     },
-    /// K coupling layers with alternating masks (NICE: additive, RealNVP: affine), MLP
-    /// conditioners with the given hidden sizes.
+    /// K coupling layers with alternating masks (NICE: additive, RealNVP: affine, neural
+    /// spline: `{"spline": {"bins": 8, "bound": 3}}`), MLP conditioners with the given hidden
+    /// sizes.
     Coupling {
         #[serde(default = "one")]
         length: i64,
@@ -176,7 +168,7 @@ enum Block {
     },
     Coupling {
         nets: Vec<(tch::Tensor, Mlp)>,
-        affine: bool,
+        law: CouplingLaw,
     },
     BatchNorm {
         log_gamma: tch::Tensor,
@@ -296,8 +288,9 @@ impl FlowParams {
                         hidden.iter().all(|&h| h >= 1),
                         "flow[{i}]: hidden sizes must be positive"
                     );
-                    let affine = *law == CouplingLaw::Affine;
-                    let out = if affine { 2 * dim } else { dim };
+                    law.validate()
+                        .map_err(|e| anyhow::anyhow!("flow[{i}]: {e}"))?;
+                    let out = law.params_per_dim() * dim;
                     let nets = (0..k as usize)
                         .map(|j| {
                             (
@@ -306,7 +299,7 @@ impl FlowParams {
                             )
                         })
                         .collect();
-                    Block::Coupling { nets, affine }
+                    Block::Coupling { nets, law: *law }
                 }
                 LayerConfig::Batchnorm { momentum } => {
                     anyhow::ensure!(
@@ -383,6 +376,10 @@ impl FlowParams {
                     law: CouplingLaw::Additive,
                     ..
                 } => "additive_coupling",
+                LayerConfig::Coupling {
+                    law: CouplingLaw::Spline { .. },
+                    ..
+                } => "spline_coupling",
                 LayerConfig::Batchnorm { .. } => "batchnorm",
                 LayerConfig::Linear { lu: true } => "linear_lu",
                 LayerConfig::Linear { lu: false } => "linear",
@@ -510,13 +507,13 @@ impl FlowParams {
                         });
                     }
                 }
-                Block::Coupling { nets, affine } => {
+                Block::Coupling { nets, law } => {
                     for (mask, net) in nets {
                         let mask = mask.to_kind(net.kind());
                         layers.push(Box::new(Coupling::new(
                             mask,
                             Box::new(net.shallow_clone()),
-                            *affine,
+                            *law,
                         )));
                     }
                 }

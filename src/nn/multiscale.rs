@@ -191,7 +191,7 @@ impl MultiScaleParams {
             Step::Coupling { mask, net } => Box::new(Coupling::new(
                 mask.shallow_clone(),
                 Box::new(net.shallow_clone()),
-                true,
+                crate::bijector::coupling::CouplingLaw::Affine,
             )),
         }
     }
