@@ -9,7 +9,7 @@ use flowlab::bijector::image::{channel_mask, checkerboard_mask, PerPixel, Reshap
 use flowlab::bijector::linear::{InvertibleLinear, LinearWeight};
 use flowlab::bijector::{Bijector, Chain, Invert};
 use flowlab::nn::convnet::ConvNet;
-use flowlab::nn::multiscale::{MultiScaleKind, MultiScaleParams};
+use flowlab::nn::multiscale::{MultiScaleConfig, MultiScaleKind, MultiScaleParams};
 use tch::{nn, Device, Kind, Tensor};
 
 const F64: (Kind, Device) = (Kind::Double, Device::Cpu);
@@ -96,16 +96,40 @@ fn per_pixel_linear_and_conv_couplings_are_exact() {
     }
 }
 
+/// A multi-scale config with 8 hidden channels and the LU 1×1 convolution.
+fn config(kind: MultiScaleKind, levels: i64, steps: i64, law: CouplingLaw) -> MultiScaleConfig {
+    MultiScaleConfig {
+        kind,
+        levels,
+        steps,
+        hidden: 8,
+        lu: true,
+        law,
+        shape: None,
+    }
+}
+
 #[test]
 fn glow_and_realnvp_multiscale_flows_are_exact_and_lay_out_the_base() {
     tch::manual_seed(1);
-    for kind in [MultiScaleKind::Glow, MultiScaleKind::Realnvp] {
+    let spline = CouplingLaw::Spline {
+        bins: 4,
+        bound: 2.0,
+    };
+    for (kind, law) in [
+        (MultiScaleKind::Glow, CouplingLaw::Affine),
+        (MultiScaleKind::Realnvp, CouplingLaw::Affine),
+        (MultiScaleKind::Glow, CouplingLaw::Additive),
+        (MultiScaleKind::Glow, spline),
+        (MultiScaleKind::Realnvp, spline),
+    ] {
         let mut vs = nn::VarStore::new(Device::Cpu);
-        let params = MultiScaleParams::build(&vs.root(), [1, 4, 4], kind, 2, 2, 8, true).unwrap();
+        let params =
+            MultiScaleParams::build(&vs.root(), [1, 4, 4], &config(kind, 2, 2, law)).unwrap();
         randomize(&mut vs, 0.2);
         let flow = params.bijector();
         let x = Tensor::randn([5, 16], F64);
-        assert_exact(&flow, &x, &format!("{kind:?}"));
+        assert_exact(&flow, &x, &format!("{kind:?} {law:?}"));
         // Half of level 1's channels are factored out, the rest goes to the top.
         let total: i64 = flow
             .pieces()
@@ -117,7 +141,8 @@ fn glow_and_realnvp_multiscale_flows_are_exact_and_lay_out_the_base() {
     }
     // A side that cannot be squeezed again is named.
     let vs = nn::VarStore::new(Device::Cpu);
-    let err = MultiScaleParams::build(&vs.root(), [1, 28, 28], MultiScaleKind::Glow, 3, 1, 8, true)
+    let glow = |levels, steps| config(MultiScaleKind::Glow, levels, steps, CouplingLaw::Affine);
+    let err = MultiScaleParams::build(&vs.root(), [1, 28, 28], &glow(3, 1))
         .err()
         .unwrap()
         .to_string();
@@ -128,9 +153,12 @@ fn glow_and_realnvp_multiscale_flows_are_exact_and_lay_out_the_base() {
 fn actnorm_initialization_standardizes_each_channel_of_the_first_batch() {
     tch::manual_seed(2);
     let vs = nn::VarStore::new(Device::Cpu);
-    let params =
-        MultiScaleParams::build(&vs.root(), [1, 4, 4], MultiScaleKind::Glow, 1, 1, 8, true)
-            .unwrap();
+    let params = MultiScaleParams::build(
+        &vs.root(),
+        [1, 4, 4],
+        &config(MultiScaleKind::Glow, 1, 1, CouplingLaw::Affine),
+    )
+    .unwrap();
     let x = Tensor::randn([64, 16], (Kind::Float, Device::Cpu)) * 3.0 + 1.5;
     assert_eq!(params.data_init(&x).unwrap(), 1);
     let (shift, log_scale) = params.actnorms().remove(0);
@@ -207,7 +235,12 @@ fn image_layers_on_a_two_pixel_image_integrate_to_one() {
     tch::manual_seed(3);
     let shape = [2, 1, 1];
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let net = ConvNet::new(&vs.root(), 2, 8, 4);
+    let net = ConvNet::new(&(vs.root() / "affine"), 2, 8, 4);
+    let spline = CouplingLaw::Spline {
+        bins: 4,
+        bound: 2.5,
+    };
+    let spline_net = ConvNet::new(&(vs.root() / "spline"), 2, 8, 2 * spline.params_per_dim());
     randomize(&mut vs, 0.5);
     let layers: Vec<(Box<dyn Bijector>, &str)> = vec![
         (
@@ -217,6 +250,14 @@ fn image_layers_on_a_two_pixel_image_integrate_to_one() {
                 CouplingLaw::Affine,
             )),
             "channel coupling",
+        ),
+        (
+            Box::new(Coupling::new(
+                channel_mask(shape, 1, Device::Cpu).to_kind(Kind::Double),
+                Box::new(spline_net),
+                spline,
+            )),
+            "spline channel coupling",
         ),
         (
             Box::new(PerPixel(Box::new(InvertibleLinear::new(
@@ -229,7 +270,13 @@ fn image_layers_on_a_two_pixel_image_integrate_to_one() {
         let f = flat(shape, b);
         assert_exact(&f, &Tensor::randn([64, 2], F64), what);
         let (y, _) = tch::no_grad(|| f.forward(&Tensor::randn([100_000, 2], F64), None)).unwrap();
-        let integral = density_integral(&f, &Grid2d::from_samples(&y, 1000)).unwrap();
+        // Splines carry K + 1 knots per point: a coarser grid (their density is C¹) keeps it fast.
+        let cells = if what.starts_with("spline") {
+            500
+        } else {
+            1000
+        };
+        let integral = density_integral(&f, &Grid2d::from_samples(&y, cells)).unwrap();
         assert!((integral - 1.0).abs() < 1e-3, "{what}: ∫q = {integral}");
     }
 }

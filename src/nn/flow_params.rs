@@ -10,7 +10,7 @@ use crate::bijector::linear::{InvertibleLinear, LinearWeight, LuWeight};
 use crate::bijector::planar::PlanarFlow;
 use crate::bijector::radial::RadialFlow;
 use crate::bijector::{Bijector, Chain, Invert};
-use crate::nn::multiscale::{MultiScaleKind, MultiScaleParams};
+use crate::nn::multiscale::{MultiScaleConfig, MultiScaleParams};
 use crate::nn::{made::Made, mlp::Mlp};
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -110,32 +110,8 @@ pub enum LayerConfig {
     Sigmoid,
     Tanh,
     Exp,
-    /// A multi-scale image flow (Glow or RealNVP architecture) on flat images; `shape` is
-    /// `[C, H, W]` (default: one square channel).
-    Multiscale {
-        #[serde(default)]
-        kind: MultiScaleKind,
-        #[serde(default = "two")]
-        levels: i64,
-        #[serde(default = "four")]
-        steps: i64,
-        #[serde(default = "sixty_four")]
-        hidden: i64,
-        #[serde(default = "yes")]
-        lu: bool,
-        #[serde(default)]
-        shape: Option<[i64; 3]>,
-    },
-}
-
-fn two() -> i64 {
-    2
-}
-fn four() -> i64 {
-    4
-}
-fn sixty_four() -> i64 {
-    64
+    /// A multi-scale image flow (Glow or RealNVP architecture) on flat images.
+    Multiscale(MultiScaleConfig),
 }
 
 impl LayerConfig {
@@ -335,16 +311,9 @@ impl FlowParams {
                     Order::Reverse => (0..dim).rev().collect(),
                     Order::Random => crate::bijector::permute::random_order(dim),
                 }),
-                LayerConfig::Multiscale {
-                    kind,
-                    levels,
-                    steps,
-                    hidden,
-                    lu,
-                    shape,
-                } => {
-                    let shape = match shape {
-                        Some(s) => *s,
+                LayerConfig::Multiscale(ms) => {
+                    let shape = match ms.shape {
+                        Some(s) => s,
                         None => {
                             let side = (dim as f64).sqrt().round() as i64;
                             anyhow::ensure!(
@@ -358,9 +327,7 @@ impl FlowParams {
                         shape.iter().product::<i64>() == dim,
                         "flow[{i}]: multiscale shape {shape:?} does not hold the data's {dim} values per row (images of the wrong size?)"
                     );
-                    Block::MultiScale(Box::new(MultiScaleParams::build(
-                        &q, shape, *kind, *levels, *steps, *hidden, *lu,
-                    )?))
+                    Block::MultiScale(Box::new(MultiScaleParams::build(&q, shape, ms)?))
                 }
             };
             let kind = match cfg {
@@ -389,7 +356,7 @@ impl FlowParams {
                 LayerConfig::Sigmoid => "sigmoid",
                 LayerConfig::Tanh => "tanh",
                 LayerConfig::Exp => "exp",
-                LayerConfig::Multiscale { .. } => "multiscale",
+                LayerConfig::Multiscale(_) => "multiscale",
                 LayerConfig::Permute { .. } => "permute",
             };
             for j in 0..k {

@@ -9,7 +9,7 @@
 //! the top has a learned per-channel Gaussian. Coupling networks are [`ConvNet`]s.
 use super::convnet::ConvNet;
 use super::flow_params::build_linear;
-use crate::bijector::coupling::Coupling;
+use crate::bijector::coupling::{Coupling, CouplingLaw};
 use crate::bijector::elementwise::Affine;
 use crate::bijector::image::{channel_mask, checkerboard_mask, PerPixel, Squeeze};
 use crate::bijector::linear::{InvertibleLinear, LinearWeight};
@@ -27,6 +27,46 @@ pub enum MultiScaleKind {
     Realnvp,
 }
 
+/// A multi-scale image flow as written in a config, e.g. `{"multiscale": {"kind": "glow",
+/// "levels": 2, "steps": 4, "hidden": 32, "lu": true, "law": "affine"}}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MultiScaleConfig {
+    #[serde(default)]
+    pub kind: MultiScaleKind,
+    #[serde(default = "two")]
+    pub levels: i64,
+    /// Flow steps per level (Glow: ActNorm, 1×1 conv, coupling; RealNVP: couplings per mask).
+    #[serde(default = "four")]
+    pub steps: i64,
+    /// Channels of the coupling networks' hidden layers.
+    #[serde(default = "sixty_four")]
+    pub hidden: i64,
+    /// Glow's 1×1 convolution in the LU-decomposed form (false: a plain matrix).
+    #[serde(default = "yes")]
+    pub lu: bool,
+    /// The couplings' elementwise law: affine (the papers'), additive (Glow's ablation) or a
+    /// rational-quadratic spline (Durkan et al. 2019 use it in a Glow-like architecture).
+    #[serde(default)]
+    pub law: CouplingLaw,
+    /// `[C, H, W]` of the flat rows (default: one square channel).
+    #[serde(default)]
+    pub shape: Option<[i64; 3]>,
+}
+
+fn two() -> i64 {
+    2
+}
+fn four() -> i64 {
+    4
+}
+fn sixty_four() -> i64 {
+    64
+}
+fn yes() -> bool {
+    true
+}
+
 enum Step {
     Squeeze,
     ActNorm {
@@ -38,6 +78,7 @@ enum Step {
     Coupling {
         mask: Tensor,
         net: ConvNet,
+        law: CouplingLaw,
     },
 }
 
@@ -55,19 +96,23 @@ pub struct MultiScaleParams {
 }
 
 impl MultiScaleParams {
-    pub fn build(
-        p: &nn::Path,
-        shape: [i64; 3],
-        kind: MultiScaleKind,
-        levels: i64,
-        steps: i64,
-        hidden: i64,
-        lu: bool,
-    ) -> Result<Self> {
+    /// The parameters `cfg` describes for images of `shape` (`cfg.shape` is not consulted).
+    pub fn build(p: &nn::Path, shape: [i64; 3], cfg: &MultiScaleConfig) -> Result<Self> {
+        let MultiScaleConfig {
+            kind,
+            levels,
+            steps,
+            hidden,
+            lu,
+            law,
+            ..
+        } = *cfg;
         ensure!(
             levels >= 1 && steps >= 1 && hidden >= 1,
             "multiscale: levels, steps and hidden must be at least 1"
         );
+        law.validate()
+            .map_err(|e| anyhow::anyhow!("multiscale: {e}"))?;
         let dev = p.device();
         let mut cur = shape;
         let mut out = Vec::new();
@@ -93,7 +138,13 @@ impl MultiScaleParams {
                 };
                 st.push(Step::Coupling {
                     mask,
-                    net: ConvNet::new(&(&q / format!("coupling{k}")), cur[0], hidden, 2 * cur[0]),
+                    net: ConvNet::new(
+                        &(&q / format!("coupling{k}")),
+                        cur[0],
+                        hidden,
+                        law.params_per_dim() * cur[0],
+                    ),
+                    law,
                 });
                 k += 1;
             };
@@ -188,10 +239,10 @@ impl MultiScaleParams {
             Step::InvConv(w) => {
                 Box::new(PerPixel(Box::new(InvertibleLinear::new(w.shallow_clone()))))
             }
-            Step::Coupling { mask, net } => Box::new(Coupling::new(
+            Step::Coupling { mask, net, law } => Box::new(Coupling::new(
                 mask.shallow_clone(),
                 Box::new(net.shallow_clone()),
-                crate::bijector::coupling::CouplingLaw::Affine,
+                *law,
             )),
         }
     }
