@@ -3,6 +3,7 @@
 mod cli;
 
 fn main() {
+    flowlab::experiment::keep_freed_memory();
     if let Err(e) = cli::main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
