@@ -5,11 +5,14 @@
 //! elementwise transformer on the rest: y = b ⊙ x + (1 − b) ⊙ g(x; θ(b ⊙ x)). The Jacobian is
 //! triangular, so ln|det| = Σ_{i: b_i = 0} ln g'(x_i). NICE's additive law is g = x + t (log-det
 //! 0); RealNVP's affine law is g = x ⊙ exp(s) + t with s = tanh-bounded (scale · tanh(s̃/scale))
-//! for stability. Both reuse the elementwise [`Affine`] transformer.
+//! for stability. Both reuse the elementwise [`Affine`] transformer. The neural-spline law
+//! (Durkan et al. 2019, RQ-NSF (C)) makes g a [`RationalQuadraticSpline`] per dimension: the layer
+//! takes any elementwise bijection as its transformer ([`CouplingLaw`]).
 //!
 //! The same layer serves vectors (`[batch, D]`, mask `[D]`, an MLP conditioner) and images
 //! (`[batch, C, H, W]`, a checkerboard or channel mask `[C, H, W]`, a convolutional conditioner):
-//! the conditioner maps the masked input to twice the channels (shift, raw log-scale) along axis 1.
+//! the conditioner maps the masked input to P times the channels along axis 1, P being the
+//! law's parameter count per dimension (affine: shift and raw log-scale).
 use super::elementwise::{Affine, Elementwise};
 use super::spline::{raw_params_per_element, RationalQuadraticSpline};
 use super::{sum_except_batch, Bijector, FlowError, FlowResult};
@@ -76,7 +79,7 @@ impl CouplingLaw {
     }
 }
 
-/// The network of a coupling layer: masked input → shift (and raw log-scale) along axis 1.
+/// The network of a coupling layer: masked input → the law's parameters along axis 1.
 pub trait Conditioner: Send {
     fn forward(&self, x: &Tensor) -> Tensor;
 }

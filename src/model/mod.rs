@@ -1,5 +1,5 @@
 //! What an experiment config builds. Every model answers the same few questions for the one
-//! [`Trainer`](crate::experiment::trainer::Trainer): a loss for this step, its named terms, final
+//! [trainer](crate::experiment::trainer::train): a loss for this step, its named terms, final
 //! metrics and figures. A model never writes files or loops over steps itself.
 pub mod autoencoder;
 pub mod base;

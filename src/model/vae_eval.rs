@@ -72,7 +72,7 @@ fn code_of(vae: &Vae, i: i64) -> Result<(Tensor, Tensor)> {
 }
 
 /// Seed Fig. 2b: `steps` decodings per row, row r adding linspace(−range, range) to dimension
-/// dims[r] of the code.
+/// `dims[r]` of the code.
 pub fn latent_sweep(
     vae: &Vae,
     digit: i64,

@@ -19,7 +19,7 @@ fn one() -> i64 {
     1
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 

@@ -8,7 +8,7 @@
 //! Every level but the last factors out half of its channels through a learned conditional prior;
 //! the top has a learned per-channel Gaussian. Coupling networks are [`ConvNet`]s.
 use super::convnet::ConvNet;
-use super::flow_params::build_linear;
+use super::flow_params::{build_linear, yes};
 use crate::bijector::coupling::{Coupling, CouplingLaw};
 use crate::bijector::elementwise::Affine;
 use crate::bijector::image::{channel_mask, checkerboard_mask, PerPixel, Squeeze};
@@ -62,9 +62,6 @@ fn four() -> i64 {
 }
 fn sixty_four() -> i64 {
     64
-}
-fn yes() -> bool {
-    true
 }
 
 enum Step {
