@@ -3,6 +3,8 @@
 prior, then 4 checkerboard couplings and a learned per-channel top prior), coupling networks
 3x3 conv - ReLU - 1x1 conv - ReLU - zero-initialized 3x3 conv, scales bounded as 3 tanh(s/3),
 uniform dequantization and the logit transform (alpha 0.05), Adam, batch 64, on the same IDX file.
+With --channels-last the coupling networks' weights and inputs use torch.channels_last (NHWC
+strides), the layout flowlab's conv conditioners run in.
 Prints one JSON line with steps/s and the final training bits/dim.
 """
 import argparse, json, math, struct, time
@@ -15,6 +17,7 @@ p.add_argument("--steps", type=int, default=200)
 p.add_argument("--batch", type=int, default=64)
 p.add_argument("--hidden", type=int, default=32)
 p.add_argument("--threads", type=int, default=1)
+p.add_argument("--channels-last", action="store_true")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -22,6 +25,7 @@ raw = open(a.images, "rb").read()
 n, rows, cols = struct.unpack(">III", raw[4:16])
 x_all = torch.frombuffer(bytearray(raw[16:]), dtype=torch.uint8).reshape(n, 1, rows, cols).float()
 ALPHA, BOUND = 0.05, 3.0
+LAYOUT = torch.channels_last if a.channels_last else torch.contiguous_format
 
 class Net(torch.nn.Module):
     def __init__(self, cin, hidden, cout):
@@ -30,7 +34,9 @@ class Net(torch.nn.Module):
         self.b = torch.nn.Conv2d(hidden, hidden, 1)
         self.c = torch.nn.Conv2d(hidden, cout, 3, padding=1)
         torch.nn.init.zeros_(self.c.weight); torch.nn.init.zeros_(self.c.bias)
+        self.to(memory_format=LAYOUT)
     def forward(self, x):
+        x = x.contiguous(memory_format=LAYOUT)
         return self.c(F.relu(self.b(F.relu(self.a(x)))))
 
 def checker(c, h, w, parity):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Multi-scale RealNVP on MNIST (levels 2, 3 + 3 couplings per level, conv nets with 32 channels),
 # batch 64, Adam, one thread: training steps/s of flowlab next to the same model in plain PyTorch.
+# PyTorch runs twice per round: in its default NCHW layout and with channels_last, flowlab's layout.
 # Each side runs REPEAT times (default 3), alternating; the medians are compared.
 # Usage: bash bench/realnvp_mnist_vs_pytorch.sh   (make bench runs it after `make mnist`; STEPS=…, REPEAT=…)
 set -euo pipefail
@@ -23,14 +24,18 @@ for r in $(seq 1 "$repeat"); do
   mkdir -p "$work/$r"
   ./target/release/flowlab run "$work/r.json" --out "$work/$r" > /dev/null 2>&1
   "$py" bench/realnvp_mnist_pytorch.py --images "$mnist/train-images-idx3-ubyte" --steps "$steps" > "$work/$r/t.json"
+  "$py" bench/realnvp_mnist_pytorch.py --images "$mnist/train-images-idx3-ubyte" --steps "$steps" --channels-last > "$work/$r/c.json"
 done
 "$py" - "$work" "$steps" "$repeat" <<'PY'
 import json, statistics, sys
 w, steps, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 fl = [json.load(open(f"{w}/{r}/r/metrics.json"))["steps_per_sec"] for r in range(1, n + 1)]
 pt = [json.loads(open(f"{w}/{r}/t.json").read())["steps_per_sec"] for r in range(1, n + 1)]
+pc = [json.loads(open(f"{w}/{r}/c.json").read())["steps_per_sec"] for r in range(1, n + 1)]
 print(f"RealNVP on MNIST, multi-scale (2 levels), hidden 32, batch 64, {steps} steps, 1 thread")
 print(f"{'flowlab':22}{statistics.median(fl):>10.2f} steps/s  (runs: {', '.join(f'{v:.2f}' for v in fl)})")
 print(f"{'PyTorch (same model)':22}{statistics.median(pt):>10.2f} steps/s  (runs: {', '.join(f'{v:.2f}' for v in pt)})")
-print(f"ratio of medians flowlab/PyTorch: {statistics.median(fl) / statistics.median(pt):.2f}x")
+print(f"{'PyTorch channels_last':22}{statistics.median(pc):>10.2f} steps/s  (runs: {', '.join(f'{v:.2f}' for v in pc)})")
+print(f"ratio of medians flowlab/PyTorch: {statistics.median(fl) / statistics.median(pt):.2f}x"
+      f" (default NCHW layout), {statistics.median(fl) / statistics.median(pc):.2f}x (channels_last)")
 PY

@@ -232,7 +232,10 @@ impl Density {
         if self.dequant.is_some() {
             tch::manual_seed(0x5EED);
         }
-        for chunk in x.split(if self.dequant.is_some() { 500 } else { 8192 }, 0) {
+        // 128 images per chunk keep a 32-channel activation of a 28×28 image flow near 13 MB,
+        // under glibc's mmap threshold: with 500 every chunk mapped and page-faulted fresh
+        // memory (a 1-step MNIST RealNVP run took 3.8 s, now 2.7 s).
+        for chunk in x.split(if self.dequant.is_some() { 128 } else { 8192 }, 0) {
             let lp = tch::no_grad(|| self.log_prob_model_space(&dist, &chunk, None))?;
             total -= lp.to_kind(Kind::Double).sum(Kind::Double).double_value(&[]);
         }
