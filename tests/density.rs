@@ -399,6 +399,66 @@ fn batchnorm_in_evaluation_passes_the_three_checks_and_in_training_normalizes_th
 }
 
 #[test]
+fn maf_block_with_batchnorm_keeps_its_orders_and_normalizes_after_each_made() {
+    let with_bn = layer(r#"{"maf": {"length": 2, "hidden": [16], "batchnorm": true}}"#);
+    let plain = layer(r#"{"maf": {"length": 2, "hidden": [16]}}"#);
+    let (_vs, flow) = random_flow(&[with_bn.clone()], 2, 5);
+    let names: Vec<&str> = flow.layer_names().iter().map(|s| s.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "0.maf.0.batchnorm",
+            "0.maf.0",
+            "0.maf.1.batchnorm",
+            "0.maf.1"
+        ]
+    );
+    assert!(flow.has_batch_statistics());
+    // Evaluation mode (running statistics) is a bijector like any other.
+    check_three(&flow.bijector(), "maf with batchnorm");
+
+    // The MADEs are those of the same block without batch normalization (same seed): the
+    // block's reversed orders are kept between layers.
+    let build = |cfg: &LayerConfig| {
+        tch::manual_seed(9);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let f = FlowParams::build(std::slice::from_ref(cfg), &(vs.root() / "flow"), 2).unwrap();
+        (vs, f)
+    };
+    let ((_a, bn), (_b, no_bn)) = (build(&with_bn), build(&plain));
+    let x = Tensor::randn([64, 2], (Kind::Float, Device::Cpu));
+    let (bn_chain, plain_chain) = (bn.bijector(), no_bn.bijector());
+    for j in 0..2 {
+        let (a, _) = bn_chain.layers()[2 * j + 1].inverse(&x, None).unwrap();
+        let (b, _) = plain_chain.layers()[j].inverse(&x, None).unwrap();
+        assert!(a.equal(&b), "MADE {j} differs");
+    }
+
+    // Training mode: the batch normalizations standardize with the batch's own statistics, so
+    // a shifted and scaled batch comes out the same; in evaluation mode it does not.
+    let (_vs, flow) = random_flow(&[with_bn], 2, 6);
+    let h = Tensor::randn([512, 2], (Kind::Double, Device::Cpu));
+    let moved = &h * 5.0 + 2.0;
+    for j in 0..2 {
+        let train = &flow.training_bijector().layers()[2 * j]
+            .inverse(&h, None)
+            .unwrap()
+            .0
+            - &flow.training_bijector().layers()[2 * j]
+                .inverse(&moved, None)
+                .unwrap()
+                .0;
+        let eval = &flow.bijector().layers()[2 * j].inverse(&h, None).unwrap().0
+            - &flow.bijector().layers()[2 * j]
+                .inverse(&moved, None)
+                .unwrap()
+                .0;
+        assert!(train.abs().max().double_value(&[]) < 1e-4, "batchnorm {j}");
+        assert!(eval.abs().max().double_value(&[]) > 0.1, "batchnorm {j}");
+    }
+}
+
+#[test]
 fn batchnorm_is_refused_where_there_is_no_data() {
     let dir = scratch("bn-fit");
     let cfg = tiny_config("bn", 2, 10).replace(

@@ -62,6 +62,9 @@ pub enum LayerConfig {
     },
     /// K masked autoregressive layers (MAF, Papamakarios et al. 2017), MADE conditioners with
     /// the given hidden sizes; `iaf: true` inverts each layer (IAF: fast sampling, slow density).
+    /// `batchnorm: true` follows each MADE with batch normalization in the density direction, as
+    /// the paper's "MAF with BN" (§3.4; momentum 0.1), keeping the block's orders (reversed or
+    /// random) between layers. Density models only.
     Maf {
         #[serde(default = "one")]
         length: i64,
@@ -71,6 +74,8 @@ pub enum LayerConfig {
         order: Order,
         #[serde(default)]
         iaf: bool,
+        #[serde(default)]
+        batchnorm: bool,
     },
     /// K coupling layers with alternating masks (NICE: additive, RealNVP: affine, neural
     /// spline: `{"spline": {"bins": 8, "bound": 3}}`), MLP conditioners with the given hidden
@@ -141,18 +146,14 @@ enum Block {
     Maf {
         mades: Vec<Made>,
         iaf: bool,
+        /// One per MADE, or none.
+        batchnorms: Vec<BatchNormParams>,
     },
     Coupling {
         nets: Vec<(tch::Tensor, Mlp)>,
         law: CouplingLaw,
     },
-    BatchNorm {
-        log_gamma: tch::Tensor,
-        beta: tch::Tensor,
-        running_mean: tch::Tensor,
-        running_var: tch::Tensor,
-        momentum: f64,
-    },
+    BatchNorm(BatchNormParams),
     Linear(LinearWeight),
     ActNorm {
         shift: tch::Tensor,
@@ -172,6 +173,38 @@ enum Block {
     Exp,
     MultiScale(Box<MultiScaleParams>),
     Permute(Vec<i64>),
+}
+
+struct BatchNormParams {
+    log_gamma: tch::Tensor,
+    beta: tch::Tensor,
+    running_mean: tch::Tensor,
+    running_var: tch::Tensor,
+    momentum: f64,
+}
+
+impl BatchNormParams {
+    /// The identity at the start: γ = 1, β = 0, running mean 0 and variance 1.
+    fn new(q: &nn::Path, dim: i64, momentum: f64) -> Self {
+        BatchNormParams {
+            log_gamma: q.var("log_gamma", &[dim], nn::Init::Const(0.0)),
+            beta: q.var("beta", &[dim], nn::Init::Const(0.0)),
+            running_mean: q.zeros_no_train("running_mean", &[dim]),
+            running_var: q.ones_no_train("running_var", &[dim]),
+            momentum,
+        }
+    }
+
+    fn bijector(&self, training: bool) -> crate::bijector::batchnorm::BatchNorm {
+        crate::bijector::batchnorm::BatchNorm::new(
+            self.log_gamma.shallow_clone(),
+            self.beta.shallow_clone(),
+            self.running_mean.shallow_clone(),
+            self.running_var.shallow_clone(),
+            self.momentum,
+            training,
+        )
+    }
 }
 
 /// A random rotation (QR of a Gaussian matrix), as a plain matrix or in Glow's LU form.
@@ -243,7 +276,11 @@ impl FlowParams {
                     beta: uni("beta", vec![k], (1.0 / dim as f64).sqrt()),
                 },
                 LayerConfig::Maf {
-                    hidden, order, iaf, ..
+                    hidden,
+                    order,
+                    iaf,
+                    batchnorm,
+                    ..
                 } => {
                     anyhow::ensure!(dim >= 2, "flow[{i}]: maf needs at least 2 dimensions");
                     anyhow::ensure!(
@@ -256,7 +293,15 @@ impl FlowParams {
                         .enumerate()
                         .map(|(j, o)| Made::new(&(&q / j), o, hidden, 2, 0))
                         .collect();
-                    Block::Maf { mades, iaf: *iaf }
+                    let batchnorms = (0..k)
+                        .filter(|_| *batchnorm)
+                        .map(|j| BatchNormParams::new(&(&q / format!("bn{j}")), dim, 0.1))
+                        .collect();
+                    Block::Maf {
+                        mades,
+                        iaf: *iaf,
+                        batchnorms,
+                    }
                 }
                 LayerConfig::Coupling { hidden, law, .. } => {
                     anyhow::ensure!(dim >= 2, "flow[{i}]: coupling needs at least 2 dimensions");
@@ -282,13 +327,7 @@ impl FlowParams {
                         (0.0..=1.0).contains(momentum) && *momentum > 0.0,
                         "flow[{i}]: batchnorm momentum must be in (0, 1], got {momentum}"
                     );
-                    Block::BatchNorm {
-                        log_gamma: q.var("log_gamma", &[dim], nn::Init::Const(0.0)),
-                        beta: q.var("beta", &[dim], nn::Init::Const(0.0)),
-                        running_mean: q.zeros_no_train("running_mean", &[dim]),
-                        running_var: q.ones_no_train("running_var", &[dim]),
-                        momentum: *momentum,
-                    }
+                    Block::BatchNorm(BatchNormParams::new(&q, dim, *momentum))
                 }
                 LayerConfig::Linear { lu } => Block::Linear(build_linear(&q, dim, *lu)),
                 LayerConfig::Actnorm {} => Block::ActNorm {
@@ -360,11 +399,20 @@ impl FlowParams {
                 LayerConfig::Permute { .. } => "permute",
             };
             for j in 0..k {
-                names.push(if k > 1 {
+                let name = if k > 1 {
                     format!("{i}.{kind}.{j}")
                 } else {
                     format!("{i}.{kind}")
-                });
+                };
+                // Forward order: the batch normalization comes before its MADE, i.e. after it
+                // in the density direction.
+                if let LayerConfig::Maf {
+                    batchnorm: true, ..
+                } = cfg
+                {
+                    names.push(format!("{name}.batchnorm"));
+                }
+                names.push(name);
             }
             blocks.push(block);
         }
@@ -403,7 +451,9 @@ impl FlowParams {
                 let n = match block {
                     Block::Planar { u, .. } => u.size()[0] as usize,
                     Block::Radial { z0, .. } => z0.size()[0] as usize,
-                    Block::Maf { mades, .. } => mades.len(),
+                    Block::Maf {
+                        mades, batchnorms, ..
+                    } => mades.len() + batchnorms.len(),
                     Block::Coupling { nets, .. } => nets.len(),
                     _ => 1,
                 };
@@ -445,9 +495,11 @@ impl FlowParams {
 
     /// True when some layer behaves differently in training (batch normalization).
     pub fn has_batch_statistics(&self) -> bool {
-        self.blocks
-            .iter()
-            .any(|b| matches!(b, Block::BatchNorm { .. }))
+        self.blocks.iter().any(|b| match b {
+            Block::BatchNorm(_) => true,
+            Block::Maf { batchnorms, .. } => !batchnorms.is_empty(),
+            _ => false,
+        })
     }
 
     fn build_chain(&self, training: bool) -> Chain {
@@ -464,8 +516,15 @@ impl FlowParams {
                         .into_iter()
                         .map(|l| Box::new(l) as Box<dyn Bijector>),
                 ),
-                Block::Maf { mades, iaf } => {
-                    for made in mades {
+                Block::Maf {
+                    mades,
+                    iaf,
+                    batchnorms,
+                } => {
+                    for (j, made) in mades.iter().enumerate() {
+                        if let Some(bn) = batchnorms.get(j) {
+                            layers.push(Box::new(bn.bijector(training)));
+                        }
                         let maf = MaskedAutoregressive::new(made.shallow_clone());
                         layers.push(if *iaf {
                             Box::new(Invert(Box::new(maf)))
@@ -484,20 +543,7 @@ impl FlowParams {
                         )));
                     }
                 }
-                Block::BatchNorm {
-                    log_gamma,
-                    beta,
-                    running_mean,
-                    running_var,
-                    momentum,
-                } => layers.push(Box::new(crate::bijector::batchnorm::BatchNorm::new(
-                    log_gamma.shallow_clone(),
-                    beta.shallow_clone(),
-                    running_mean.shallow_clone(),
-                    running_var.shallow_clone(),
-                    *momentum,
-                    training,
-                ))),
+                Block::BatchNorm(bn) => layers.push(Box::new(bn.bijector(training))),
                 Block::Linear(w) => layers.push(Box::new(InvertibleLinear::new(w.shallow_clone()))),
                 Block::ActNorm {
                     shift, log_scale, ..
