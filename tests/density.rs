@@ -402,7 +402,7 @@ fn batchnorm_in_evaluation_passes_the_three_checks_and_in_training_normalizes_th
 fn maf_block_with_batchnorm_keeps_its_orders_and_normalizes_after_each_made() {
     let with_bn = layer(r#"{"maf": {"length": 2, "hidden": [16], "batchnorm": true}}"#);
     let plain = layer(r#"{"maf": {"length": 2, "hidden": [16]}}"#);
-    let (_vs, flow) = random_flow(&[with_bn.clone()], 2, 5);
+    let (_vs, flow) = random_flow(std::slice::from_ref(&with_bn), 2, 5);
     let names: Vec<&str> = flow.layer_names().iter().map(|s| s.as_str()).collect();
     assert_eq!(
         names,
