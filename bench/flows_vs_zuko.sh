@@ -12,7 +12,7 @@ steps="${STEPS:-1000}"
 py="${FLOWLAB_PYTHON:-python3}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-printf "%-8s%5s%14s%10s%8s%14s%10s%8s\n" flow D "train flowlab" zuko ratio "sample flowlab" zuko ratio
+printf "%-8s%5s%14s%10s%8s%15s%10s%8s\n" flow D "train flowlab" zuko ratio "sample flowlab" zuko ratio
 for d in 2 13 784; do
   rows=$([ $d = 784 ] && echo 4000 || echo 20000)
   "$py" - "$work/t$d.csv" $d $rows <<'PY'
@@ -48,7 +48,7 @@ w, flow, d, t1, tn = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), 
 fl = json.load(open(f"{w}/{flow}{d}/metrics.json"))["steps_per_sec"]
 z = json.loads(open(f"{w}/z.json").read())
 fs = max(tn - t1, 0.01)
-print(f"{flow:<8}{d:>5}{fl:>14.1f}{z['steps_per_sec']:>10.1f}{fl / z['steps_per_sec']:>7.2f}x{fs:>13.2f}s{z['sample_seconds']:>9.2f}s{z['sample_seconds'] / fs:>7.2f}x")
+print(f"{flow:<8}{d:>5}{fl:>14.1f}{z['steps_per_sec']:>10.1f}{fl / z['steps_per_sec']:>7.2f}x{fs:>14.2f}s{z['sample_seconds']:>9.2f}s{z['sample_seconds'] / fs:>7.2f}x")
 PY
   done
 done

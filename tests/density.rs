@@ -620,3 +620,78 @@ fn actnorm_initializes_from_the_first_batch() {
     assert_eq!(flow.data_init(&(x * 3.0)).unwrap(), 0);
     assert_eq!(vs.variables()["flow.0.initialized"].double_value(&[0]), 1.0);
 }
+
+/// A conditioner with only `forward`: the coupling reaches it through the trait's zero-filling
+/// default, i.e. literally the masked input of the papers.
+struct MaskedInputOnly(flowlab::nn::mlp::Mlp);
+
+impl flowlab::bijector::coupling::Conditioner for MaskedInputOnly {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.0.forward(x)
+    }
+}
+
+#[test]
+fn vector_couplings_on_the_halves_equal_the_masked_formula() {
+    use flowlab::bijector::coupling::{alternating_mask, Coupling, CouplingLaw, SCALE_BOUND};
+    use flowlab::nn::mlp::Mlp;
+    let d = 7;
+    for (law, seed) in [
+        (CouplingLaw::Affine, 1),
+        (CouplingLaw::Additive, 2),
+        (
+            CouplingLaw::Spline {
+                bins: 6,
+                bound: 2.5,
+            },
+            3,
+        ),
+    ] {
+        tch::manual_seed(seed);
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let mlp = Mlp::new(&vs.root(), d, &[16, 16], law.params_per_dim() * d, true);
+        vs.double();
+        tch::no_grad(|| {
+            for (_, mut v) in vs.variables() {
+                let _ = v.g_add_(&(v.randn_like() * 0.5));
+            }
+        });
+        let x = Tensor::randn([32, d], (Kind::Double, Device::Cpu)) * 2.0;
+        for layer in 0..2 {
+            let mask = alternating_mask(d, layer, Device::Cpu).to_kind(Kind::Double);
+            let halves = Coupling::new(mask.shallow_clone(), Box::new(mlp.shallow_clone()), law);
+            let (y, ld) = halves.forward(&x, None).unwrap();
+            // The zero-filled input through the whole network, outputs selected.
+            let masked = Coupling::new(
+                mask.shallow_clone(),
+                Box::new(MaskedInputOnly(mlp.shallow_clone())),
+                law,
+            );
+            let (y2, ld2) = masked.forward(&x, None).unwrap();
+            assert!(y.allclose(&y2, 1e-10, 1e-10, false), "{law:?}");
+            assert!(ld.allclose(&ld2, 1e-10, 1e-10, false), "{law:?}");
+            if law == CouplingLaw::Affine {
+                // RealNVP eq. 59–60 with the mask b: y = b⊙x + (1−b)⊙(x⊙exp(s) + t).
+                let out = mlp.forward(&(&x * &mask));
+                let free = 1.0 - &mask;
+                let s = (out.narrow(1, d, d) / SCALE_BOUND).tanh() * SCALE_BOUND * &free;
+                let t = out.narrow(1, 0, d) * &free;
+                let expected = &x * &mask + (&x * s.exp() + t) * &free;
+                assert!(y.allclose(&expected, 1e-10, 1e-10, false));
+                assert!(ld.allclose(
+                    &s.sum_dim_intlist(1, false, Kind::Double),
+                    1e-10,
+                    1e-10,
+                    false
+                ));
+            }
+            // The kept coordinates pass through untouched, and the inverse undoes the layer.
+            assert!(y
+                .index_select(1, &mask.gt(0.5).nonzero().view([-1]))
+                .equal(&x.index_select(1, &mask.gt(0.5).nonzero().view([-1]))));
+            let (back, ld_inv) = halves.inverse(&y, None).unwrap();
+            assert!(back.allclose(&x, 1e-9, 1e-9, false), "{law:?}");
+            assert!((ld + ld_inv).abs().max().double_value(&[]) < 1e-9);
+        }
+    }
+}

@@ -12,7 +12,10 @@
 //! The same layer serves vectors (`[batch, D]`, mask `[D]`, an MLP conditioner) and images
 //! (`[batch, C, H, W]`, a checkerboard or channel mask `[C, H, W]`, a convolutional conditioner):
 //! the conditioner maps the masked input to P times the channels along axis 1, P being the
-//! law's parameter count per dimension (affine: shift and raw log-scale).
+//! law's parameter count per dimension (affine: shift and raw log-scale). For vectors the layer
+//! computes the same thing on the two halves only (NICE's split form, eq. 59 of the seed): the
+//! conditioner reads the kept coordinates and emits parameters for the transformed ones
+//! ([`Conditioner::forward_restricted`]), and the law runs on those alone.
 use super::elementwise::{Affine, Elementwise};
 use super::spline::{raw_params_per_element, RationalQuadraticSpline};
 use super::{sum_except_batch, Bijector, FlowError, FlowResult};
@@ -82,11 +85,37 @@ impl CouplingLaw {
 /// The network of a coupling layer: masked input → the law's parameters along axis 1.
 pub trait Conditioner: Send {
     fn forward(&self, x: &Tensor) -> Tensor;
+
+    /// For `[batch, D]` inputs: the output columns `outputs` of [`forward`](Self::forward) on
+    /// an input that is zero except in the columns `inputs`, given as `x_in` =
+    /// `[batch, |inputs|]`. The default builds the zero-filled input; an MLP skips the zeros.
+    fn forward_restricted(
+        &self,
+        x_in: &Tensor,
+        inputs: &Tensor,
+        width: i64,
+        outputs: &Tensor,
+    ) -> Tensor {
+        let full = x_in
+            .new_zeros([x_in.size()[0], width], (x_in.kind(), x_in.device()))
+            .index_copy(1, inputs, x_in);
+        self.forward(&full).index_select(1, outputs)
+    }
 }
 
 impl Conditioner for crate::nn::mlp::Mlp {
     fn forward(&self, x: &Tensor) -> Tensor {
         crate::nn::mlp::Mlp::forward(self, x)
+    }
+
+    fn forward_restricted(
+        &self,
+        x_in: &Tensor,
+        inputs: &Tensor,
+        _: i64,
+        outputs: &Tensor,
+    ) -> Tensor {
+        crate::nn::mlp::Mlp::forward_restricted(self, x_in, inputs, outputs)
     }
 }
 
@@ -98,6 +127,15 @@ pub struct Coupling {
     mask: Tensor,
     net: Box<dyn Conditioner>,
     law: CouplingLaw,
+    /// Vectors only: the kept and the transformed coordinates, and the conditioner outputs the
+    /// transformed ones use (P blocks).
+    halves: Option<Halves>,
+}
+
+struct Halves {
+    kept: Tensor,
+    free: Tensor,
+    outputs: Tensor,
 }
 
 impl Coupling {
@@ -106,7 +144,29 @@ impl Coupling {
     /// spline: P blocks of D raw spline parameters); for images `[batch, C, H, W]` to
     /// `[batch, P·C, H, W]`.
     pub fn new(mask: Tensor, net: Box<dyn Conditioner>, law: CouplingLaw) -> Self {
-        Coupling { mask, net, law }
+        let halves = (mask.dim() == 1).then(|| {
+            let d = mask.size()[0];
+            let kept = mask.gt(0.5).nonzero().view([-1]);
+            let free = mask.le(0.5).nonzero().view([-1]);
+            let outputs = Tensor::cat(
+                &(0..law.params_per_dim())
+                    .map(|p| &free + p * d)
+                    .collect::<Vec<_>>(),
+                0,
+            );
+            Halves {
+                kept,
+                free,
+                outputs,
+            }
+        });
+        let halves = halves.filter(|h| h.kept.size()[0] > 0 && h.free.size()[0] > 0);
+        Coupling {
+            mask,
+            net,
+            law,
+            halves,
+        }
     }
 
     fn check(&self, x: &Tensor) -> FlowResult<()> {
@@ -121,20 +181,50 @@ impl Coupling {
         Ok(())
     }
 
-    fn transformer(&self, x: &Tensor) -> Box<dyn Elementwise> {
+    /// Applies the law to `x` (the transformer's parameters come from the part `x` shares with
+    /// the layer's output, so this serves both directions): (output, log|det| per row).
+    fn apply(&self, x: &Tensor, inverse: bool) -> FlowResult<(Tensor, Tensor)> {
+        let run = |t: Box<dyn Elementwise>, v: &Tensor| {
+            if inverse {
+                t.inverse_elementwise(v)
+            } else {
+                t.forward_elementwise(v)
+            }
+        };
+        if let Some(h) = &self.halves {
+            let out = self.net.forward_restricted(
+                &x.index_select(1, &h.kept),
+                &h.kept,
+                x.size()[1],
+                &h.outputs,
+            );
+            let part = x.index_select(1, &h.free);
+            let (y, ld) = run(self.transformer(out, h.free.size()[0], None), &part)?;
+            return Ok((x.index_copy(1, &h.free, &y), sum_except_batch(&ld)));
+        }
         let keep = &self.mask;
         let free = 1.0 - keep;
         let out = self.net.forward(&(x * keep));
-        let d = x.size()[1];
+        let (y, ld) = run(self.transformer(out, x.size()[1], Some(free)), x)?;
+        Ok((y, sum_except_batch(&ld)))
+    }
+
+    /// The law with parameters `out` (`[batch, P·d, ...]`) for `d` coordinates; with `free`,
+    /// only where it is 1 (the identity elsewhere).
+    fn transformer(&self, out: Tensor, d: i64, free: Option<Tensor>) -> Box<dyn Elementwise> {
+        let masked = |t: Tensor| match &free {
+            Some(f) => t * f,
+            None => t,
+        };
         match self.law {
             CouplingLaw::Additive => {
-                let shift = out.narrow(1, 0, d) * &free;
+                let shift = masked(out.narrow(1, 0, d));
                 let zero = shift.zeros_like();
                 Box::new(Affine::new(shift, zero))
             }
             CouplingLaw::Affine => {
-                let shift = out.narrow(1, 0, d) * &free;
-                let log_scale = (out.narrow(1, d, d) / SCALE_BOUND).tanh() * SCALE_BOUND * &free;
+                let shift = masked(out.narrow(1, 0, d));
+                let log_scale = masked((out.narrow(1, d, d) / SCALE_BOUND).tanh() * SCALE_BOUND);
                 Box::new(Affine::new(shift, log_scale))
             }
             CouplingLaw::Spline { bins, bound } => {
@@ -143,10 +233,11 @@ impl Coupling {
                 shape[1] = d;
                 shape.insert(1, self.law.params_per_dim());
                 let raw = out.view(&shape[..]).movedim([1], [shape.len() as i64 - 1]);
-                Box::new(Masked {
-                    inner: RationalQuadraticSpline::from_raw(&raw, bins, bound),
-                    free,
-                })
+                let inner = RationalQuadraticSpline::from_raw(&raw, bins, bound);
+                match free {
+                    Some(free) => Box::new(Masked { inner, free }),
+                    None => Box::new(inner),
+                }
             }
         }
     }
@@ -175,15 +266,13 @@ impl<T: Elementwise> Elementwise for Masked<T> {
 impl Bijector for Coupling {
     fn forward(&self, x: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
         self.check(x)?;
-        let (y, ld) = self.transformer(x).forward_elementwise(x)?;
-        Ok((y, sum_except_batch(&ld)))
+        self.apply(x, false)
     }
 
     fn inverse(&self, y: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
         self.check(y)?;
         // The masked part of y equals that of x, so the transformer's parameters are the same.
-        let (x, ld) = self.transformer(y).inverse_elementwise(y)?;
-        Ok((x, sum_except_batch(&ld)))
+        self.apply(y, true)
     }
 
     fn name(&self) -> String {

@@ -57,6 +57,31 @@ impl Mlp {
         h
     }
 
+    /// [`forward`](Self::forward) on an input whose only nonzero columns are `inputs` (passed
+    /// as those columns, `[batch, |inputs|]`), returning only the output columns `outputs`: the
+    /// first layer uses just those weight columns and the last just those rows, which gives the
+    /// same values for a fraction of the work (a coupling layer's masked input and used outputs).
+    pub fn forward_restricted(&self, x: &Tensor, inputs: &Tensor, outputs: &Tensor) -> Tensor {
+        let mut h = x.shallow_clone();
+        let n = self.layers.len();
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            let w = if i == 0 {
+                w.index_select(1, inputs)
+            } else {
+                w.shallow_clone()
+            };
+            h = if i + 1 == n {
+                h.linear(
+                    &w.index_select(0, outputs),
+                    Some(&b.index_select(0, outputs)),
+                )
+            } else {
+                h.linear(&w, Some(b)).relu()
+            };
+        }
+        h
+    }
+
     /// The parameters' dtype (masks and inputs follow it).
     pub fn kind(&self) -> tch::Kind {
         self.layers
