@@ -1,0 +1,414 @@
+//! Flow layers for density models: MADE, MAF/IAF, coupling (on vectors), batch normalization,
+//! invertible linear maps and ActNorm, each through the three checks, plus their structure
+//! (MADE's triangular Jacobian, MAF's sampler, batch-norm modes, LU against plain).
+use flowlab::bijector::checks::{density_integral, log_det_error, round_trip};
+use flowlab::bijector::Bijector;
+use flowlab::distribution::{Distribution, StandardNormal, TransformedDistribution};
+use flowlab::grid::Grid2d;
+use flowlab::nn::flow_params::{FlowParams, LayerConfig};
+use flowlab::nn::made::Made;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Builds a flow from layer configs in float64 with every parameter perturbed away from its
+/// (identity) initialization, so the checks see a non-trivial map.
+fn random_flow(layers: &[LayerConfig], dim: i64, seed: i64) -> (nn::VarStore, FlowParams) {
+    tch::manual_seed(seed);
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let flow = FlowParams::build(layers, &(vs.root() / "flow"), dim).unwrap();
+    vs.double();
+    tch::no_grad(|| {
+        // Trainable parameters only: fixed ones (an LU permutation, signs) stay what they are.
+        let mut vars: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, v)| v.requires_grad())
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0)); // a fixed order: the same perturbation every run
+        for (_, mut v) in vars {
+            let _ = v.g_add_(&(v.randn_like() * 0.3));
+        }
+    });
+    (vs, flow)
+}
+
+fn check_three(b: &dyn Bijector, name: &str) {
+    tch::manual_seed(1);
+    let x = Tensor::randn([128, 2], (Kind::Double, Device::Cpu));
+    let rt = round_trip(b, &x, None).unwrap();
+    assert!(
+        rt.max_abs_error < 1e-5 && rt.max_log_det_error < 1e-5,
+        "{name}: {rt:?}"
+    );
+    let ld = log_det_error(b, &x, None).unwrap();
+    assert!(ld < 1e-5, "{name}: log-det vs autograd {ld}");
+    let z = Tensor::randn([100_000, 2], (Kind::Double, Device::Cpu));
+    let (y, _) = tch::no_grad(|| b.forward(&z, None)).unwrap();
+    let integral = density_integral(b, &Grid2d::from_samples(&y, 1000)).unwrap();
+    assert!((integral - 1.0).abs() < 1e-3, "{name}: ∫q = {integral}");
+}
+
+fn layer(json: &str) -> LayerConfig {
+    serde_json::from_str(json).unwrap()
+}
+
+#[test]
+fn maf_iaf_and_coupling_layers_pass_the_three_checks() {
+    for (json, name) in [
+        (r#"{"maf": {"length": 2, "hidden": [16, 16]}}"#, "maf"),
+        (
+            r#"{"maf": {"length": 2, "hidden": [16], "iaf": true}}"#,
+            "iaf",
+        ),
+        (
+            r#"{"coupling": {"length": 2, "hidden": [16], "law": "additive"}}"#,
+            "nice",
+        ),
+        (
+            r#"{"coupling": {"length": 3, "hidden": [16, 16], "law": "affine"}}"#,
+            "realnvp",
+        ),
+        (
+            r#"{"coupling": {"length": 2, "hidden": [16], "law": {"spline": {"bins": 5, "bound": 2.0}}}}"#,
+            "neural spline",
+        ),
+    ] {
+        let (_vs, flow) = random_flow(&[layer(json)], 2, 3);
+        let chain = flow.bijector();
+        for l in chain.layers() {
+            check_three(l, name);
+        }
+        check_three(&chain, name);
+    }
+}
+
+#[test]
+fn made_jacobian_is_strictly_triangular_in_its_order() {
+    tch::manual_seed(2);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let order = [3i64, 1, 5, 2, 4];
+    let made = Made::new(&vs.root(), &order, &[32, 32], 2, 0);
+    tch::no_grad(|| {
+        for (_, mut v) in vs.variables() {
+            let _ = v.g_add_(&(v.randn_like() * 0.5));
+        }
+    });
+    let x = Tensor::randn([4, 5], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+    let out = made.forward(&x, None); // [4, 2, 5]
+    for p in 0..2 {
+        for o in 0..5usize {
+            let g = Tensor::run_backward(
+                &[&out.select(1, p).select(1, o as i64).sum(Kind::Float)],
+                &[&x],
+                true,
+                false,
+            )[0]
+            .shallow_clone();
+            for j in 0..5usize {
+                let dep = g.select(1, j as i64).abs().max().double_value(&[]);
+                if order[j] >= order[o] {
+                    assert_eq!(
+                        dep, 0.0,
+                        "output {o} (degree {}) depends on input {j} (degree {})",
+                        order[o], order[j]
+                    );
+                }
+            }
+        }
+    }
+    // And it is not trivially zero: the last output in the order sees every other input.
+    let last = order.iter().position(|&d| d == 5).unwrap();
+    let g = Tensor::run_backward(
+        &[&out.select(1, 0).select(1, last as i64).sum(Kind::Float)],
+        &[&x],
+        false,
+        false,
+    )[0]
+    .shallow_clone();
+    for j in (0..5).filter(|&j| j != last) {
+        assert!(g.select(1, j as i64).abs().max().double_value(&[]) > 0.0);
+    }
+}
+
+#[test]
+fn maf_samples_score_what_the_sampler_reported() {
+    let (_vs, flow) = random_flow(
+        &[layer(
+            r#"{"maf": {"length": 3, "hidden": [16, 16], "order": "random"}}"#,
+        )],
+        2,
+        5,
+    );
+    let q = TransformedDistribution::new(
+        Box::new(StandardNormal::new(vec![2], Kind::Double, Device::Cpu)),
+        Box::new(flow.bijector()),
+    );
+    tch::manual_seed(6);
+    let (x, lp_sampler) = tch::no_grad(|| q.rsample_with_log_prob(1000)).unwrap();
+    let lp = tch::no_grad(|| q.log_prob(&x)).unwrap();
+    let err = (lp - lp_sampler).abs().max().double_value(&[]);
+    assert!(err < 1e-8, "max |log_prob(sample) − reported| = {err}");
+}
+
+#[test]
+fn batchnorm_in_evaluation_passes_the_three_checks_and_in_training_normalizes_the_batch() {
+    use flowlab::bijector::batchnorm::{BatchNorm, EPS};
+    let f64s = (Kind::Double, Device::Cpu);
+    let (log_gamma, beta) = (
+        Tensor::from_slice(&[0.3, -0.2]),
+        Tensor::from_slice(&[0.5, -1.0]),
+    );
+    let (rm, rv) = (
+        Tensor::from_slice(&[1.0, -2.0]),
+        Tensor::from_slice(&[4.0, 0.25]),
+    );
+    let eval = BatchNorm::new(
+        log_gamma.shallow_clone(),
+        beta.shallow_clone(),
+        rm.copy(),
+        rv.copy(),
+        0.1,
+        false,
+    );
+    check_three(&eval, "batchnorm (evaluation)");
+
+    // Training: the density pass normalizes with the batch's statistics, reports
+    // Σ(log γ − ½ ln(v + ε)), and moves the running averages by the momentum.
+    let (run_mean, run_var) = (rm.copy(), rv.copy());
+    let train = BatchNorm::new(
+        log_gamma.shallow_clone(),
+        beta.shallow_clone(),
+        run_mean.shallow_clone(),
+        run_var.shallow_clone(),
+        0.1,
+        true,
+    );
+    tch::manual_seed(8);
+    let x = Tensor::randn([4096, 2], f64s) * Tensor::from_slice(&[3.0, 0.5])
+        + Tensor::from_slice(&[7.0, -3.0]);
+    let (u, ld) = train.inverse(&x, None).unwrap();
+    let standardized = (&u - &beta) * (-&log_gamma).exp();
+    let m = Vec::<f64>::try_from(standardized.mean_dim(0, false, Kind::Double)).unwrap();
+    let v = Vec::<f64>::try_from(standardized.var_dim(0, false, false)).unwrap();
+    assert!(
+        m.iter().all(|x| x.abs() < 1e-10) && v.iter().all(|x| (x - 1.0).abs() < 1e-4),
+        "{m:?} {v:?}"
+    );
+    let var = x.var_dim(0, false, false);
+    let expected = (&log_gamma - (&var + EPS).log() * 0.5)
+        .sum(Kind::Double)
+        .double_value(&[]);
+    assert!((ld.double_value(&[0]) - expected).abs() < 1e-12);
+    let batch_mean = x.mean_dim(0, false, Kind::Double);
+    let moved = &rm * 0.9 + batch_mean * 0.1;
+    assert!(
+        run_mean.allclose(&moved, 1e-12, 1e-12, false),
+        "running mean {run_mean:?} vs {moved:?}"
+    );
+    assert!(run_var.allclose(&(&rv * 0.9 + &var * 0.1), 1e-12, 1e-12, false));
+}
+
+#[test]
+fn maf_block_with_batchnorm_keeps_its_orders_and_normalizes_after_each_made() {
+    let with_bn = layer(r#"{"maf": {"length": 2, "hidden": [16], "batchnorm": true}}"#);
+    let plain = layer(r#"{"maf": {"length": 2, "hidden": [16]}}"#);
+    let (_vs, flow) = random_flow(std::slice::from_ref(&with_bn), 2, 5);
+    let names: Vec<&str> = flow.layer_names().iter().map(|s| s.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "0.maf.0.batchnorm",
+            "0.maf.0",
+            "0.maf.1.batchnorm",
+            "0.maf.1"
+        ]
+    );
+    assert!(flow.has_batch_statistics());
+    // Evaluation mode (running statistics) is a bijector like any other.
+    check_three(&flow.bijector(), "maf with batchnorm");
+
+    // The MADEs are those of the same block without batch normalization (same seed): the
+    // block's reversed orders are kept between layers.
+    let build = |cfg: &LayerConfig| {
+        tch::manual_seed(9);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let f = FlowParams::build(std::slice::from_ref(cfg), &(vs.root() / "flow"), 2).unwrap();
+        (vs, f)
+    };
+    let ((_a, bn), (_b, no_bn)) = (build(&with_bn), build(&plain));
+    let x = Tensor::randn([64, 2], (Kind::Float, Device::Cpu));
+    let (bn_chain, plain_chain) = (bn.bijector(), no_bn.bijector());
+    for j in 0..2 {
+        let (a, _) = bn_chain.layers()[2 * j + 1].inverse(&x, None).unwrap();
+        let (b, _) = plain_chain.layers()[j].inverse(&x, None).unwrap();
+        assert!(a.equal(&b), "MADE {j} differs");
+    }
+
+    // Training mode: the batch normalizations standardize with the batch's own statistics, so
+    // a shifted and scaled batch comes out the same; in evaluation mode it does not.
+    let (_vs, flow) = random_flow(&[with_bn], 2, 6);
+    let h = Tensor::randn([512, 2], (Kind::Double, Device::Cpu));
+    let moved = &h * 5.0 + 2.0;
+    for j in 0..2 {
+        let train = &flow.training_bijector().layers()[2 * j]
+            .inverse(&h, None)
+            .unwrap()
+            .0
+            - &flow.training_bijector().layers()[2 * j]
+                .inverse(&moved, None)
+                .unwrap()
+                .0;
+        let eval = &flow.bijector().layers()[2 * j].inverse(&h, None).unwrap().0
+            - &flow.bijector().layers()[2 * j]
+                .inverse(&moved, None)
+                .unwrap()
+                .0;
+        assert!(train.abs().max().double_value(&[]) < 1e-4, "batchnorm {j}");
+        assert!(eval.abs().max().double_value(&[]) > 0.1, "batchnorm {j}");
+    }
+}
+
+#[test]
+fn invertible_linear_in_both_forms_passes_the_checks_and_lu_equals_plain_at_init() {
+    for json in [
+        r#"{"linear": {"lu": true}}"#,
+        r#"{"linear": {"lu": false}}"#,
+    ] {
+        let (_vs, flow) = random_flow(&[layer(json)], 2, 9);
+        check_three(&flow.bijector(), json);
+    }
+    // Same seed: the LU form and the plain form start as the same rotation.
+    let build = |lu: bool| {
+        tch::manual_seed(10);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let flow =
+            FlowParams::build(&[LayerConfig::Linear { lu }], &(vs.root() / "flow"), 5).unwrap();
+        let x = Tensor::randn([7, 5], (Kind::Float, Device::Cpu));
+        let (y, ld) = flow.bijector().forward(&x, None).unwrap();
+        (vs, y, ld)
+    };
+    let (_a, y_lu, ld_lu) = build(true);
+    let (_b, y_plain, ld_plain) = build(false);
+    assert!(y_lu.allclose(&y_plain, 1e-5, 1e-5, false));
+    assert!(
+        ld_lu.abs().max().double_value(&[]) < 1e-5,
+        "a rotation has ln|det| = 0"
+    );
+    assert!(ld_plain.abs().max().double_value(&[]) < 1e-5);
+}
+
+#[test]
+fn linear_log_det_equals_slogdet_in_5_d() {
+    use flowlab::bijector::linear::{InvertibleLinear, LinearWeight};
+    tch::manual_seed(12);
+    let w = Tensor::randn([5, 5], (Kind::Double, Device::Cpu));
+    let f = InvertibleLinear::new(LinearWeight::Plain(w.shallow_clone()));
+    let x = Tensor::randn([3, 5], (Kind::Double, Device::Cpu));
+    let (_, ld) = f.forward(&x, None).unwrap();
+    let (_, logabsdet) = w.slogdet();
+    assert!((ld.double_value(&[0]) - logabsdet.double_value(&[])).abs() < 1e-12);
+    assert!(log_det_error(&f, &x, None).unwrap() < 1e-10);
+    let rt = round_trip(&f, &x, None).unwrap();
+    assert!(rt.max_abs_error < 1e-10);
+}
+
+#[test]
+fn actnorm_initializes_from_the_first_batch() {
+    tch::manual_seed(13);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let layers = [
+        layer(r#"{"actnorm": {}}"#),
+        layer(r#"{"linear": {}}"#),
+        layer(r#"{"actnorm": {}}"#),
+    ];
+    let flow = FlowParams::build(&layers, &(vs.root() / "flow"), 3).unwrap();
+    let x = Tensor::randn([2000, 3], (Kind::Float, Device::Cpu))
+        * Tensor::from_slice(&[5.0f32, 0.1, 2.0])
+        + Tensor::from_slice(&[-3.0f32, 8.0, 0.5]);
+    assert_eq!(flow.data_init(&x).unwrap(), 2);
+    // Each ActNorm standardizes what it passes towards the base, so the base side does too.
+    let (u, _) = tch::no_grad(|| flow.bijector().inverse(&x, None)).unwrap();
+    let m = Vec::<f64>::try_from(u.mean_dim(0, false, Kind::Double)).unwrap();
+    let v = Vec::<f64>::try_from(u.to_kind(Kind::Double).var_dim(0, false, false)).unwrap();
+    assert!(
+        m.iter().all(|x| x.abs() < 1e-4) && v.iter().all(|x| (x - 1.0).abs() < 1e-3),
+        "mean {m:?} var {v:?}"
+    );
+    // Saved with the weights: a second call (or a reloaded model) does not re-initialize.
+    assert_eq!(flow.data_init(&(x * 3.0)).unwrap(), 0);
+    assert_eq!(vs.variables()["flow.0.initialized"].double_value(&[0]), 1.0);
+}
+
+/// A conditioner with only `forward`: the coupling reaches it through the trait's zero-filling
+/// default, i.e. literally the masked input of the papers.
+struct MaskedInputOnly(flowlab::nn::mlp::Mlp);
+
+impl flowlab::bijector::coupling::Conditioner for MaskedInputOnly {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.0.forward(x)
+    }
+}
+
+#[test]
+fn vector_couplings_on_the_halves_equal_the_masked_formula() {
+    use flowlab::bijector::coupling::{alternating_mask, Coupling, CouplingLaw, SCALE_BOUND};
+    use flowlab::nn::mlp::Mlp;
+    let d = 7;
+    for (law, seed) in [
+        (CouplingLaw::Affine, 1),
+        (CouplingLaw::Additive, 2),
+        (
+            CouplingLaw::Spline {
+                bins: 6,
+                bound: 2.5,
+            },
+            3,
+        ),
+    ] {
+        tch::manual_seed(seed);
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let mlp = Mlp::new(&vs.root(), d, &[16, 16], law.params_per_dim() * d, true);
+        vs.double();
+        tch::no_grad(|| {
+            for (_, mut v) in vs.variables() {
+                let _ = v.g_add_(&(v.randn_like() * 0.5));
+            }
+        });
+        let x = Tensor::randn([32, d], (Kind::Double, Device::Cpu)) * 2.0;
+        for layer in 0..2 {
+            let mask = alternating_mask(d, layer, Device::Cpu).to_kind(Kind::Double);
+            let halves = Coupling::new(mask.shallow_clone(), Box::new(mlp.shallow_clone()), law);
+            let (y, ld) = halves.forward(&x, None).unwrap();
+            // The zero-filled input through the whole network, outputs selected.
+            let masked = Coupling::new(
+                mask.shallow_clone(),
+                Box::new(MaskedInputOnly(mlp.shallow_clone())),
+                law,
+            );
+            let (y2, ld2) = masked.forward(&x, None).unwrap();
+            assert!(y.allclose(&y2, 1e-10, 1e-10, false), "{law:?}");
+            assert!(ld.allclose(&ld2, 1e-10, 1e-10, false), "{law:?}");
+            if law == CouplingLaw::Affine {
+                // RealNVP eq. 59–60 with the mask b: y = b⊙x + (1−b)⊙(x⊙exp(s) + t).
+                let out = mlp.forward(&(&x * &mask));
+                let free = 1.0 - &mask;
+                let s = (out.narrow(1, d, d) / SCALE_BOUND).tanh() * SCALE_BOUND * &free;
+                let t = out.narrow(1, 0, d) * &free;
+                let expected = &x * &mask + (&x * s.exp() + t) * &free;
+                assert!(y.allclose(&expected, 1e-10, 1e-10, false));
+                assert!(ld.allclose(
+                    &s.sum_dim_intlist(1, false, Kind::Double),
+                    1e-10,
+                    1e-10,
+                    false
+                ));
+            }
+            // The kept coordinates pass through untouched, and the inverse undoes the layer.
+            assert!(y
+                .index_select(1, &mask.gt(0.5).nonzero().view([-1]))
+                .equal(&x.index_select(1, &mask.gt(0.5).nonzero().view([-1]))));
+            let (back, ld_inv) = halves.inverse(&y, None).unwrap();
+            assert!(back.allclose(&x, 1e-9, 1e-9, false), "{law:?}");
+            assert!((ld + ld_inv).abs().max().double_value(&[]) < 1e-9);
+        }
+    }
+}
