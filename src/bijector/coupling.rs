@@ -13,7 +13,7 @@
 //! (`[batch, C, H, W]`, a checkerboard or channel mask `[C, H, W]`, a convolutional conditioner):
 //! the conditioner maps the masked input to P times the channels along axis 1, P being the
 //! law's parameter count per dimension (affine: shift and raw log-scale). For vectors the layer
-//! computes the same thing on the two halves only (NICE's split form, eq. 59 of the seed): the
+//! computes the same thing on the two halves only (the split form of NICE, seed §4.2.1): the
 //! conditioner reads the kept coordinates and emits parameters for the transformed ones
 //! ([`Conditioner::forward_restricted`]), and the law runs on those alone.
 use super::elementwise::{Affine, Elementwise};

@@ -63,7 +63,7 @@ pub enum LayerConfig {
     /// K masked autoregressive layers (MAF, Papamakarios et al. 2017), MADE conditioners with
     /// the given hidden sizes; `iaf: true` inverts each layer (IAF: fast sampling, slow density).
     /// `batchnorm: true` follows each MADE with batch normalization in the density direction, as
-    /// the paper's "MAF with BN" (§3.4; momentum 0.1), keeping the block's orders (reversed or
+    /// in the paper's experiments (momentum 0.1), keeping the block's orders (reversed or
     /// random) between layers. Density models only.
     Maf {
         #[serde(default = "one")]
