@@ -3,11 +3,11 @@
 //! transformed standard normal integrating to 1 on a grid.
 use flowlab::bijector::checks::{density_integral, log_det_error, round_trip};
 use flowlab::bijector::elementwise::{Affine, Elementwise, Exp, PReLU, Sigmoid, Tanh};
-use flowlab::bijector::planar::PlanarFlow;
-use flowlab::bijector::radial::RadialFlow;
 use flowlab::bijector::spline::RationalQuadraticSpline;
 use flowlab::bijector::{Bijector, Chain, FlowError, Invert};
 use flowlab::distribution::{Distribution, StandardNormal, TransformedDistribution};
+use flowlab::flow::planar::PlanarFlow;
+use flowlab::flow::radial::RadialFlow;
 use flowlab::grid::Grid2d;
 use tch::{Device, Kind, Tensor};
 
@@ -250,32 +250,20 @@ fn samples_and_density_agree() {
 #[test]
 fn planar_inverse_is_differentiable_in_the_parameters() {
     // The inverse's Newton solve is detached; one final Newton step restores the implicit
-    // gradient. Compare d/dw of the inverse against central finite differences.
-    let y = sample(16, 2, 9);
-    let loss_at = |w: &Tensor| {
-        let f = PlanarFlow::new(t(&[0.8, -0.4]), w.shallow_clone(), Tensor::from(0.3));
-        let (x, ld) = f.inverse(&y, None).unwrap();
-        (x.square().sum(Kind::Double) + ld.sum(Kind::Double)).shallow_clone()
+    // gradient. θ = w; compare against central finite differences.
+    let planar = |w: &Tensor| -> Box<dyn Bijector> {
+        Box::new(PlanarFlow::new(
+            t(&[0.8, -0.4]),
+            w.shallow_clone(),
+            Tensor::from(0.3),
+        ))
     };
-    let w = t(&[1.5, 0.7]).set_requires_grad(true);
-    let g = Tensor::run_backward(&[&loss_at(&w)], &[&w], false, false)[0].shallow_clone();
-    for k in 0..2 {
-        let h = 1e-6;
-        let e = Tensor::zeros([2], F64).index_fill(0, &Tensor::from_slice(&[k]), h);
-        let wp = t(&[1.5, 0.7]) + &e;
-        let wm = t(&[1.5, 0.7]) - &e;
-        let fd = (loss_at(&wp).double_value(&[]) - loss_at(&wm).double_value(&[])) / (2.0 * h);
-        let an = g.double_value(&[k]);
-        assert!(
-            (fd - an).abs() < 1e-5 * (1.0 + fd.abs()),
-            "component {k}: autograd {an}, finite difference {fd}"
-        );
-    }
+    assert_inverse_gradient(&sample(16, 2, 9), &[1.5, 0.7], &planar);
 }
 
 #[test]
 fn permutations_pass_the_three_checks_and_refuse_non_permutations() {
-    use flowlab::bijector::permute::Permute;
+    use flowlab::flow::permute::Permute;
     check_all_three(&Permute::reverse(2));
     let p = Permute::new(&[2, 0, 4, 1, 3]).unwrap();
     assert_invertible_with_exact_log_det(&p, &sample(64, 5, 4));
@@ -354,4 +342,82 @@ fn rational_quadratic_spline_is_the_identity_at_zero_and_outside_its_bound() {
             .double_value(&[])
             < 1e-12
     );
+}
+
+/// d/dθ of Σ(‖x‖² + ln|det|) through `inverse`, by autograd and by central differences, for
+/// each component of the parameter vector θ (`build` makes the bijector from θ).
+fn assert_inverse_gradient(
+    y: &Tensor,
+    theta: &[f64],
+    build: &dyn Fn(&Tensor) -> Box<dyn Bijector>,
+) {
+    let loss_at = |th: &Tensor| {
+        let (x, ld) = build(th).inverse(y, None).unwrap();
+        x.square().sum(Kind::Double) + ld.sum(Kind::Double)
+    };
+    let th = t(theta).set_requires_grad(true);
+    let g = Tensor::run_backward(&[&loss_at(&th)], &[&th], false, false)[0].shallow_clone();
+    assert!(
+        bool::try_from(g.isfinite().all()).unwrap(),
+        "gradient {g:?}"
+    );
+    for k in 0..theta.len() as i64 {
+        let h = 1e-6;
+        let e =
+            Tensor::zeros([theta.len() as i64], F64).index_fill(0, &Tensor::from_slice(&[k]), h);
+        let fd = (loss_at(&(t(theta) + &e)).double_value(&[])
+            - loss_at(&(t(theta) - &e)).double_value(&[]))
+            / (2.0 * h);
+        let an = g.double_value(&[k]);
+        assert!(
+            (fd - an).abs() < 1e-4 * (1.0 + fd.abs()),
+            "component {k}: autograd {an}, finite difference {fd}"
+        );
+    }
+}
+
+#[test]
+fn radial_inverse_gradient_is_finite_and_matches_finite_differences() {
+    // θ = (z₀, α′, β′). Points on both sides of the branch in the closed-form root and one at
+    // the centre itself, where the unused branch of a `where` divides by zero.
+    let radial = |th: &Tensor| -> Box<dyn Bijector> {
+        Box::new(RadialFlow::from_unconstrained(
+            th.narrow(0, 0, 2),
+            &th.get(2),
+            &th.get(3),
+        ))
+    };
+    for theta in [[0.3, -0.2, 0.5, 1.5], [0.3, -0.2, 0.5, -3.0]] {
+        assert_inverse_gradient(&(sample(16, 2, 4) * 3.0), &theta, &radial);
+        // At the centre the map has a kink (r = 0): no finite difference to compare with, but
+        // the gradient must still be finite.
+        let th = t(&theta).set_requires_grad(true);
+        let centre = t(&theta[..2]).unsqueeze(0);
+        let (x, ld) = radial(&th).inverse(&centre, None).unwrap();
+        let loss = x.square().sum(Kind::Double) + ld.sum(Kind::Double);
+        let g = Tensor::run_backward(&[&loss], &[&th], false, false)[0].shallow_clone();
+        assert!(
+            bool::try_from(g.isfinite().all()).unwrap(),
+            "gradient at the centre {g:?}"
+        );
+    }
+}
+
+#[test]
+fn sylvester_inverse_gradient_matches_finite_differences() {
+    use flowlab::flow::sylvester::{orthogonalize, upper_triangular, SylvesterFlow};
+    // θ = (R full 2×2, diagonals 2 + 2, b 2, Q raw 3×2) for D = 3, M = 2.
+    let sylvester = |th: &Tensor| -> Box<dyn Bijector> {
+        let (r1, r2) = upper_triangular(
+            &th.narrow(0, 0, 4).reshape([2, 2]),
+            &th.narrow(0, 4, 2),
+            &th.narrow(0, 6, 2),
+        );
+        let q = orthogonalize(&th.narrow(0, 10, 6).reshape([3, 2])).unwrap();
+        Box::new(SylvesterFlow::new(q, r1, r2, th.narrow(0, 8, 2)))
+    };
+    let theta = [
+        0.4, -0.7, 0.9, 0.2, 1.1, -0.8, 0.6, 1.4, 0.3, -0.5, 1.0, 0.2, -0.3, 0.9, 0.4, 0.7,
+    ];
+    assert_inverse_gradient(&(sample(16, 3, 5) * 2.0), &theta, &sylvester);
 }

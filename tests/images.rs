@@ -4,12 +4,13 @@
 mod common;
 use common::*;
 use flowlab::bijector::checks::{log_det_error, round_trip};
-use flowlab::bijector::coupling::{Coupling, CouplingLaw};
-use flowlab::bijector::image::{channel_mask, checkerboard_mask, PerPixel, Reshape, Squeeze};
-use flowlab::bijector::linear::{InvertibleLinear, LinearWeight};
+use flowlab::bijector::law::Law;
 use flowlab::bijector::{Bijector, Chain, Invert};
+use flowlab::flow::coupling::Coupling;
+use flowlab::flow::image::{channel_mask, checkerboard_mask, PerPixel, Reshape, Squeeze};
+use flowlab::flow::linear::{InvertibleLinear, LinearWeight};
+use flowlab::flow::multiscale_layer::{MultiScaleConfig, MultiScaleKind, MultiScaleParams};
 use flowlab::nn::convnet::ConvNet;
-use flowlab::nn::multiscale::{MultiScaleConfig, MultiScaleKind, MultiScaleParams};
 use tch::{nn, Device, Kind, Tensor};
 
 const F64: (Kind, Device) = (Kind::Double, Device::Cpu);
@@ -87,17 +88,13 @@ fn per_pixel_linear_and_conv_couplings_are_exact() {
         let mut vs = nn::VarStore::new(Device::Cpu);
         let net = ConvNet::new(&vs.root(), 4, 8, 8);
         randomize(&mut vs, 0.3);
-        let c = Coupling::new(
-            mask.to_kind(Kind::Double),
-            Box::new(net),
-            CouplingLaw::Affine,
-        );
+        let c = Coupling::new(mask.to_kind(Kind::Double), Box::new(net), Law::Affine);
         assert_exact(&flat(shape, Box::new(c)), &x, what);
     }
 }
 
 /// A multi-scale config with 8 hidden channels and the LU 1×1 convolution.
-fn config(kind: MultiScaleKind, levels: i64, steps: i64, law: CouplingLaw) -> MultiScaleConfig {
+fn config(kind: MultiScaleKind, levels: i64, steps: i64, law: Law) -> MultiScaleConfig {
     MultiScaleConfig {
         kind,
         levels,
@@ -112,14 +109,14 @@ fn config(kind: MultiScaleKind, levels: i64, steps: i64, law: CouplingLaw) -> Mu
 #[test]
 fn glow_and_realnvp_multiscale_flows_are_exact_and_lay_out_the_base() {
     tch::manual_seed(1);
-    let spline = CouplingLaw::Spline {
+    let spline = Law::Spline {
         bins: 4,
         bound: 2.0,
     };
     for (kind, law) in [
-        (MultiScaleKind::Glow, CouplingLaw::Affine),
-        (MultiScaleKind::Realnvp, CouplingLaw::Affine),
-        (MultiScaleKind::Glow, CouplingLaw::Additive),
+        (MultiScaleKind::Glow, Law::Affine),
+        (MultiScaleKind::Realnvp, Law::Affine),
+        (MultiScaleKind::Glow, Law::Additive),
         (MultiScaleKind::Glow, spline),
         (MultiScaleKind::Realnvp, spline),
     ] {
@@ -141,7 +138,7 @@ fn glow_and_realnvp_multiscale_flows_are_exact_and_lay_out_the_base() {
     }
     // A side that cannot be squeezed again is named.
     let vs = nn::VarStore::new(Device::Cpu);
-    let glow = |levels, steps| config(MultiScaleKind::Glow, levels, steps, CouplingLaw::Affine);
+    let glow = |levels, steps| config(MultiScaleKind::Glow, levels, steps, Law::Affine);
     let err = MultiScaleParams::build(&vs.root(), [1, 28, 28], &glow(3, 1))
         .err()
         .unwrap()
@@ -156,7 +153,7 @@ fn actnorm_initialization_standardizes_each_channel_of_the_first_batch() {
     let params = MultiScaleParams::build(
         &vs.root(),
         [1, 4, 4],
-        &config(MultiScaleKind::Glow, 1, 1, CouplingLaw::Affine),
+        &config(MultiScaleKind::Glow, 1, 1, Law::Affine),
     )
     .unwrap();
     let x = Tensor::randn([64, 16], (Kind::Float, Device::Cpu)) * 3.0 + 1.5;
@@ -236,7 +233,7 @@ fn image_layers_on_a_two_pixel_image_integrate_to_one() {
     let shape = [2, 1, 1];
     let mut vs = nn::VarStore::new(Device::Cpu);
     let net = ConvNet::new(&(vs.root() / "affine"), 2, 8, 4);
-    let spline = CouplingLaw::Spline {
+    let spline = Law::Spline {
         bins: 4,
         bound: 2.5,
     };
@@ -250,7 +247,7 @@ fn image_layers_on_a_two_pixel_image_integrate_to_one() {
             Box::new(Coupling::new(
                 channel_mask(shape, 0, Device::Cpu).to_kind(Kind::Double),
                 Box::new(net),
-                CouplingLaw::Affine,
+                Law::Affine,
             )),
             "channel coupling",
         ),

@@ -5,6 +5,17 @@ use tch::{nn, Device, Kind, Tensor};
 
 #[test]
 fn adam_follows_the_textbook_update() {
+    textbook(0.0);
+}
+
+#[test]
+fn weight_decay_follows_torch_adams_l2_form() {
+    // torch.optim.Adam's weight_decay: the gradient gains wd·p before the moments (coupled L2,
+    // not AdamW's decoupled decay).
+    textbook(0.05);
+}
+
+fn textbook(weight_decay: f64) {
     let mut vs = nn::VarStore::new(Device::Cpu);
     let p = vs
         .root()
@@ -15,7 +26,7 @@ fn adam_follows_the_textbook_update() {
         beta1: 0.9,
         beta2: 0.99,
         eps: 1e-8,
-        weight_decay: 0.0,
+        weight_decay,
     };
     let mut opt = Adam::new(&vs, cfg.clone());
     // Reference: the same loss L = Σ c_i p_i⁴, gradient 4 c_i p_i³.
@@ -28,7 +39,7 @@ fn adam_follows_the_textbook_update() {
         loss.backward();
         opt.step();
         for i in 0..3 {
-            let g = 4.0 * c[i] * q[i].powi(3);
+            let g = 4.0 * c[i] * q[i].powi(3) + weight_decay * q[i];
             m[i] = cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g;
             v[i] = cfg.beta2 * v[i] + (1.0 - cfg.beta2) * g * g;
             let m_hat = m[i] / (1.0 - cfg.beta1.powi(t));

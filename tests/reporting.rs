@@ -31,8 +31,8 @@ fn export_writes_a_valid_notebook_with_equations_curves_and_figures() {
     let text = std::fs::read_to_string(&nb).unwrap();
     assert!(
         text.contains("# Planar on U1")
-            && text.contains("seed eq. 33")
-            && text.contains("seed eq. 37–39")
+            && text.contains("Rezende & Mohamed 2015, §6.1")
+            && text.contains("Rezende & Mohamed 2015, eq. 10–12")
     );
     assert!(
         text.matches("image/png").count() >= 6,

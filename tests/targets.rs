@@ -59,3 +59,49 @@ fn targets_parse_case_insensitively_and_reject_unknown_names() {
         "{err}"
     );
 }
+
+/// U1–U4 of Rezende & Mohamed (2015, Table 1), written out again in plain f64 from the paper's
+/// formulas (plus flowlab's envelope ½(‖z‖₄/8)⁴ on U2–U4), at points where every term is active.
+fn reference_energy(t: Target, z1: f64, z2: f64) -> f64 {
+    use std::f64::consts::PI;
+    let lse = |a: f64, b: f64| a.max(b) + ((a - a.max(b)).exp() + (b - a.max(b)).exp()).ln();
+    let w1 = (2.0 * PI * z1 / 4.0).sin();
+    let w2 = 3.0 * (-0.5 * ((z1 - 1.0) / 0.6).powi(2)).exp();
+    let w3 = 3.0 / (1.0 + (-(z1 - 1.0) / 0.3).exp());
+    let envelope = 0.5 * (z1.powi(4) + z2.powi(4)) / 8f64.powi(4);
+    let g = |x: f64, s: f64| -0.5 * (x / s).powi(2);
+    match t {
+        Target::U1 => {
+            let r = (z1 * z1 + z2 * z2).sqrt();
+            0.5 * ((r - 2.0) / 0.4).powi(2) - lse(g(z1 - 2.0, 0.6), g(z1 + 2.0, 0.6))
+        }
+        Target::U2 => 0.5 * ((z2 - w1) / 0.4).powi(2) + envelope,
+        Target::U3 => -lse(g(z2 - w1, 0.35), g(z2 - w1 + w2, 0.35)) + envelope,
+        Target::U4 => -lse(g(z2 - w1, 0.4), g(z2 - w1 + w3, 0.35)) + envelope,
+    }
+}
+
+#[test]
+fn every_target_matches_the_paper_formula_at_generic_points() {
+    let points = [
+        (0.3, -1.2),
+        (1.7, 0.4),
+        (-2.5, 2.2),
+        (0.9, -0.1),
+        (3.1, 3.3),
+    ];
+    for t in Target::ALL {
+        let z = Tensor::from_slice(&points.iter().flat_map(|&(a, b)| [a, b]).collect::<Vec<_>>())
+            .reshape([points.len() as i64, 2]);
+        let u = t.energy(&z);
+        for (i, &(z1, z2)) in points.iter().enumerate() {
+            let got = u.double_value(&[i as i64]);
+            let want = reference_energy(t, z1, z2);
+            assert!(
+                (got - want).abs() < 1e-9 * (1.0 + want.abs()),
+                "{} at ({z1}, {z2}): {got} vs {want}",
+                t.name()
+            );
+        }
+    }
+}

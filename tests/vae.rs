@@ -104,7 +104,7 @@ fn a_flow_vae_learns_and_writes_every_artifact() {
         "train/log_det",
         "train/beta",
         "train/grad_norm",
-        "layers/iaf1/log_det",
+        "layers/0.iaf.1/log_det",
         "final/test_nll",
     ] {
         assert!(scalars.contains(tag), "{tag} not logged");

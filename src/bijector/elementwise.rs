@@ -1,4 +1,4 @@
-//! Elementwise bijections y_i = f(x_i): affine, PReLU (seed eq. 61–63), sigmoid, tanh, exp.
+//! Elementwise bijections y_i = f(x_i): affine, PReLU (the Bijector API's example; Dillon et al. 2017), sigmoid, tanh, exp.
 //!
 //! Each implements [`Elementwise`], which returns the elementwise log-derivative ln|f'(x_i)|
 //! rather than its sum, so coupling and autoregressive layers can use any of them as their
@@ -61,7 +61,7 @@ impl Elementwise for Affine {
     }
 }
 
-/// Parametrized ReLU, seed eq. 61–63: f(x) = x for x ≥ 0, αx otherwise, α ∈ (0, 1].
+/// Parametrized ReLU (He et al. 2015) as a bijector: f(x) = x for x ≥ 0, αx otherwise, α ∈ (0, 1].
 /// f⁻¹(y) = y for y ≥ 0, y/α otherwise; ln|(f⁻¹)'(y)| = −ln α where y < 0.
 /// `alpha` must already be in (0, 1] (a learnable layer passes sigmoid(a)).
 pub struct PReLU {

@@ -1,4 +1,6 @@
-//! The `Bijector` trait and its composition (seed §5, the TFP-style Bijector API).
+//! The `Bijector` trait and its composition (the TFP-style Bijector API; Dillon et al. 2017),
+//! the elementwise transformers that layers share, and the numerical checks. Flow layer families
+//! (planar, coupling, MAF, …) are in [`crate::flow`].
 //!
 //! **Direction, fixed for the whole crate:** `forward` maps base → data (the sampling
 //! direction), `inverse` maps data → base (the density direction). Both return the output and the
@@ -8,11 +10,13 @@
 //! forward(x) -> (y, ln|det ∂f/∂x|)      inverse(y) -> (x, ln|det ∂f⁻¹/∂y|)
 //! ```
 //!
-//! so `log q(y) = log q0(x) − ln|det ∂f/∂x|` = `log q0(x) + ln|det ∂f⁻¹/∂y|` (seed eq. 6, 31–33).
+//! so `log q(y) = log q0(x) − ln|det ∂f/∂x|` = `log q0(x) + ln|det ∂f⁻¹/∂y|` (the change of
+//! variables; Rezende & Mohamed 2015, eq. 5–7).
 //! Inputs are batch first, `[batch, ...]`; log-dets have shape `[batch]`.
 //!
 //! ```no_run
-//! use flowlab::bijector::{Bijector, Chain, elementwise::Affine, planar::PlanarFlow};
+//! use flowlab::bijector::{Bijector, Chain, elementwise::Affine};
+//! use flowlab::flow::planar::PlanarFlow;
 //! use tch::{Kind, Tensor};
 //! let opts = (Kind::Double, tch::Device::Cpu);
 //! let flow = Chain::new(vec![
@@ -23,19 +27,11 @@
 //! let (y, log_det) = flow.forward(&x, None).unwrap();
 //! let (x_back, inv_log_det) = flow.inverse(&y, None).unwrap();
 //! ```
-pub mod autoregressive;
-pub mod batchnorm;
 pub mod checks;
-pub mod coupling;
+pub mod conditioner;
 pub mod elementwise;
-pub mod image;
-pub mod linear;
-pub mod multiscale;
-pub mod permute;
-pub mod planar;
-pub mod radial;
+pub mod law;
 pub mod spline;
-pub mod sylvester;
 pub mod tanh_solve;
 
 use tch::{TchError, Tensor};
@@ -99,7 +95,7 @@ pub fn sum_except_batch(t: &Tensor) -> Tensor {
 }
 
 /// Composition f = f_K ∘ … ∘ f_1: `forward` applies the layers in order, `inverse` in reverse,
-/// and the log-dets add (seed eq. 33).
+/// and the log-dets add (Rezende & Mohamed 2015, eq. 7).
 pub struct Chain {
     layers: Vec<Box<dyn Bijector>>,
 }
@@ -211,6 +207,34 @@ impl Bijector for Invert {
     }
     fn name(&self) -> String {
         format!("invert({})", self.0.name())
+    }
+    fn layers(&self) -> Vec<&dyn Bijector> {
+        vec![self]
+    }
+}
+
+/// A conditional bijector with its context fixed (an amortized layer's context computed from an
+/// encoder's features): calls the inner bijector with that context, whatever it is called with.
+pub struct WithContext {
+    inner: Box<dyn Bijector>,
+    context: Tensor,
+}
+
+impl WithContext {
+    pub fn new(inner: Box<dyn Bijector>, context: Tensor) -> Self {
+        WithContext { inner, context }
+    }
+}
+
+impl Bijector for WithContext {
+    fn forward(&self, x: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
+        self.inner.forward(x, Some(&self.context))
+    }
+    fn inverse(&self, y: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
+        self.inner.inverse(y, Some(&self.context))
+    }
+    fn name(&self) -> String {
+        self.inner.name()
     }
     fn layers(&self) -> Vec<&dyn Bijector> {
         vec![self]

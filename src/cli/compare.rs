@@ -33,13 +33,13 @@ const METRICS: [(&str, &str, bool, usize); 11] = [
 ];
 
 fn describe(model: &ModelConfig) -> (String, String, String) {
-    match model {
-        ModelConfig::Vae(v) => ("vae".into(), v.posterior.label(), v.latent_dim.to_string()),
-        ModelConfig::Autoencoder(a) => ("autoencoder".into(), "-".into(), a.latent_dim.to_string()),
-        ModelConfig::Density(_) => ("density".into(), "-".into(), "-".into()),
-        ModelConfig::FlowFit(_) => ("flow_fit".into(), "-".into(), "-".into()),
-        ModelConfig::Hivae(h) => ("hivae".into(), h.posterior.label(), h.z_dim.to_string()),
-    }
+    let (posterior, latent) = match model {
+        ModelConfig::Vae(v) => (v.posterior.label(), v.latent_dim.to_string()),
+        ModelConfig::Autoencoder(a) => ("-".into(), a.latent_dim.to_string()),
+        ModelConfig::Hivae(h) => (h.posterior.label(), h.z_dim.to_string()),
+        ModelConfig::Density(_) | ModelConfig::FlowFit(_) => ("-".into(), "-".into()),
+    };
+    (model.kind().into(), posterior, latent)
 }
 
 struct Run {

@@ -2,12 +2,12 @@
 //! target densities, and a run's figures regenerated from its checkpoint.
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use flowlab::bijector::planar::PlanarFlow;
-use flowlab::bijector::radial::RadialFlow;
 use flowlab::bijector::Bijector;
 use flowlab::distribution::{Distribution, StandardNormal};
 use flowlab::experiment::config::ModelConfig;
 use flowlab::experiment::rundir::RunDir;
+use flowlab::flow::planar::PlanarFlow;
+use flowlab::flow::radial::RadialFlow;
 use flowlab::plot;
 use flowlab::target::Target;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use tch::{Device, Kind, Tensor};
 
 #[derive(Subcommand)]
 pub enum PlotCommand {
-    /// Density of N(0, I) in 2-D, optionally through one planar or radial layer (seed Fig. 1).
+    /// Density of N(0, I) in 2-D, optionally through one planar or radial layer (Rezende & Mohamed 2015, Fig. 1).
     Density {
         /// Planar parameters "u1,u2;w1,w2;b" (û is constrained so wᵀû ≥ −1).
         #[arg(long, conflicts_with = "radial")]
@@ -58,7 +58,7 @@ pub enum PlotCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// A VAE's latent-space figures from its checkpoint (seed Fig. 2a/2b, reconstructions, prior
+    /// A VAE's latent-space figures from its checkpoint (posterior-sample grid, latent sweep, reconstructions, prior
     /// samples, 2-D code scatter) into the run's figures/; options override the config's.
     Latent {
         run_dir: PathBuf,

@@ -11,11 +11,11 @@
 //!
 //! Batches: epoch e visits the training images in the order of a permutation drawn from
 //! (data seed, e); batch i of the epoch is its i-th slice (the last incomplete slice is dropped).
+use super::batches::EpochBatches;
 use super::mnist;
 use super::toy::Rng;
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
 use std::path::PathBuf;
 use tch::{Device, Tensor};
 
@@ -92,7 +92,7 @@ pub struct ImageData {
     pub test_labels: Tensor,
     pub rows: i64,
     pub cols: i64,
-    order: RefCell<(i64, Vec<i64>)>,
+    batches: EpochBatches,
 }
 
 /// Bernoulli(p) bits of `p`, drawn from a splitmix stream (independent of libtorch's generator).
@@ -193,6 +193,7 @@ impl ImageData {
                 binarize_fixed(&test_images, seed ^ 0x5EED_0002)?,
             ),
         };
+        let batches = EpochBatches::new(train_images.size()[0], config.seed);
         Ok(ImageData {
             config: config.clone(),
             train: train_images.to_device(device),
@@ -202,7 +203,7 @@ impl ImageData {
             test_labels,
             rows: train.rows,
             cols: train.cols,
-            order: RefCell::new((-1, vec![])),
+            batches,
         })
     }
 
@@ -212,24 +213,12 @@ impl ImageData {
 
     /// Full batches per epoch (at least 1: a batch larger than the data takes all of it).
     pub fn steps_per_epoch(&self, batch_size: i64) -> i64 {
-        (self.train.size()[0] / batch_size).max(1)
+        self.batches.steps_per_epoch(batch_size)
     }
 
     /// The training batch of global step `step`: see the module docs.
     pub fn train_batch(&self, step: i64, batch_size: i64) -> Tensor {
-        let n = self.train.size()[0];
-        let per_epoch = self.steps_per_epoch(batch_size);
-        let (epoch, i) = (step / per_epoch, step % per_epoch);
-        let mut order = self.order.borrow_mut();
-        if order.0 != epoch {
-            let mut perm: Vec<i64> = (0..n).collect();
-            Rng::new(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-                .shuffle(&mut perm);
-            *order = (epoch, perm);
-        }
-        let len = batch_size.min(n);
-        let idx = Tensor::from_slice(&order.1[(i * len) as usize..((i + 1) * len) as usize])
-            .to_device(self.train.device());
+        let idx = self.batches.indices(step, batch_size, self.train.device());
         let x = self.train.index_select(0, &idx);
         match self.config.binarize {
             Binarization::Dynamic => x.bernoulli(),

@@ -1,6 +1,7 @@
 //! Toy 2-D data sets of the density-estimation literature (FFJORD's `toy_data.py`, also used by
 //! nflows and normflows), generated in Rust from a seed: moons, circles, rings, 8gaussians,
 //! pinwheel, 2spirals, checkerboard. Recipes: reference `published-numbers.md`, toy data table.
+pub use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 use tch::Tensor;
@@ -17,41 +18,6 @@ pub enum ToyData {
     #[serde(rename = "2spirals")]
     TwoSpirals,
     Checkerboard,
-}
-
-/// A small deterministic generator (splitmix64) so data sets do not depend on libtorch's RNG.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform on [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.uniform() * n as f64) as usize % n.max(1)
-    }
-    /// Fisher–Yates shuffle.
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, self.below(i + 1));
-        }
-    }
 }
 
 fn linspace(n: usize, hi: f64, endpoint: bool) -> Vec<f64> {

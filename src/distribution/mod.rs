@@ -1,9 +1,21 @@
 //! Distributions over `[batch, ...]` tensors: the standard and diagonal normals used as bases and
-//! posteriors, and [`TransformedDistribution`], a base pushed through a bijector (seed §1.3, eq. 6).
+//! posteriors, and [`TransformedDistribution`], a base pushed through a bijector (change of variables; Rezende & Mohamed 2015, §3.1).
 use crate::bijector::{Bijector, FlowResult};
 use tch::{Device, Kind, Tensor};
 
-const LN_2PI: f64 = 1.837_877_066_409_345_3;
+/// ln 2π, the one constant of every Gaussian log-density here.
+pub const LN_2PI: f64 = 1.837_877_066_409_345_3;
+
+/// ln N(z; μ, diag(exp(log_var))) summed over the last axis (per row).
+pub fn diag_normal_log_prob(z: &Tensor, mean: &Tensor, log_var: &Tensor) -> Tensor {
+    ((z - mean).square() * (-log_var).exp() + log_var + LN_2PI).sum_dim_intlist(-1, false, z.kind())
+        * -0.5
+}
+
+/// ln N(z; 0, I) summed over the last axis (per row).
+pub fn standard_normal_log_prob(z: &Tensor) -> Tensor {
+    (z.square() + LN_2PI).sum_dim_intlist(-1, false, z.kind()) * -0.5
+}
 
 pub trait Distribution: Send {
     /// Shape of one event (without the batch axis).
@@ -159,7 +171,7 @@ impl Distribution for TransformedDistribution {
         let x = self.base.rsample(n)?;
         Ok(self.bijector.forward(&x, None)?.0)
     }
-    /// One forward pass: ln q(y) = ln q0(x) − ln|det ∂f/∂x| (seed eq. 33), no inverse needed.
+    /// One forward pass: ln q(y) = ln q0(x) − ln|det ∂f/∂x| (ibid.), no inverse needed.
     fn rsample_with_log_prob(&self, n: i64) -> FlowResult<(Tensor, Tensor)> {
         let (x, lp0) = self.base.rsample_with_log_prob(n)?;
         let (y, ld) = self.bijector.forward(&x, None)?;

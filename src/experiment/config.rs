@@ -31,12 +31,25 @@ pub enum ModelConfig {
     FlowFit(FlowFitConfig),
     /// Maximum-likelihood density estimation on data (toy 2-D sets for now).
     Density(DensityConfig),
-    /// A VAE on images, with a Gaussian or flow posterior (seed §3–5).
+    /// A VAE on images, with a Gaussian or flow posterior (Kingma & Welling 2014; Rezende & Mohamed 2015).
     Vae(VaeConfig),
-    /// A deterministic autoencoder on images (seed §2).
+    /// A deterministic autoencoder on images (Hinton & Salakhutdinov 2006).
     Autoencoder(AutoencoderConfig),
-    /// HI-VAE on an incomplete heterogeneous table, optionally with flows (seed §8).
+    /// HI-VAE on an incomplete heterogeneous table, optionally with flows (Nazábal et al. 2020).
     Hivae(HivaeConfig),
+}
+
+impl ModelConfig {
+    /// The kind as a config writes it: `flow_fit`, `density`, `vae`, `autoencoder`, `hivae`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelConfig::FlowFit(_) => "flow_fit",
+            ModelConfig::Density(_) => "density",
+            ModelConfig::Vae(_) => "vae",
+            ModelConfig::Autoencoder(_) => "autoencoder",
+            ModelConfig::Hivae(_) => "hivae",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -337,17 +350,14 @@ impl ExperimentConfig {
     }
 }
 
-/// A flow needs at least one layer, each of length at least 1.
-fn validate_flow(flow: &[crate::nn::flow_params::LayerConfig], field: &str) -> Result<()> {
+/// A flow needs at least one layer, each valid on its own (the dimension is checked at build).
+fn validate_flow(flow: &[crate::flow::LayerConfig], field: &str) -> Result<()> {
     if flow.is_empty() {
         bail!("field `{field}`: needs at least one layer");
     }
     for (i, l) in flow.iter().enumerate() {
-        if l.count() < 1 {
-            bail!(
-                "field `{field}[{i}]`: length must be at least 1, got {}",
-                l.count()
-            );
+        if let Err(e) = l.spec().validate(None) {
+            bail!("field `{field}[{i}]`: {e}");
         }
     }
     Ok(())

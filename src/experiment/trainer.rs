@@ -31,10 +31,8 @@ pub struct RunSummary {
 /// splitmix64 so that no step reuses the seed that initialized the parameters (drawing the same
 /// normals as a radial layer's centre z₀ would put a sample exactly on it).
 fn step_seed(seed: u64, step: i64) -> i64 {
-    let mut z = seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) >> 1) as i64
+    let z = seed ^ (step as u64 + 1).wrapping_mul(crate::rng::GOLDEN);
+    (crate::rng::mix(z) >> 1) as i64
 }
 
 /// Builds the model a config describes (seeded) and trains it: see [`train`].

@@ -1,4 +1,4 @@
-//! The deterministic autoencoder of seed §2: x → encoder → code z (a linear head on the encoder
+//! The deterministic autoencoder (Hinton & Salakhutdinov 2006): x → encoder → code z (a linear head on the encoder
 //! features) → decoder → x̂, trained to reconstruct x with the binary cross-entropy
 //! −Σ_i [x_i ln x̂_i + (1 − x_i) ln(1 − x̂_i)] or the squared error Σ_i (x_i − x̂_i)², summed
 //! over pixels and averaged over the batch. It has no prior, so it cannot be sampled from or

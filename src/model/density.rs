@@ -1,5 +1,5 @@
 //! Density estimation by maximum likelihood (forward KL): a flow maps a base q0 to data, and the
-//! loss is the negative log-likelihood −E_data[ln q0(f⁻¹(x)) + ln|det ∂f⁻¹/∂x|] (seed eq. 31),
+//! loss is the negative log-likelihood −E_data[ln q0(f⁻¹(x)) + ln|det ∂f⁻¹/∂x|] (change of variables; Dinh et al. 2016, eq. 3),
 //! reported in nats. Data: the toy 2-D sets, or any numeric CSV table with a header.
 //!
 //! Tables are standardized with the training split's mean and standard deviation (MAF's UCI
@@ -12,7 +12,7 @@ use super::{Losses, Model, StepContext};
 use crate::bijector::{all_finite, Bijector};
 use crate::data::toy::ToyData;
 use crate::distribution::{Distribution, TransformedDistribution};
-use crate::nn::flow_params::{FlowParams, LayerConfig};
+use crate::flow::{Flow, LayerConfig};
 use crate::plot;
 use anyhow::{Context, Result};
 use image::RgbImage;
@@ -74,7 +74,7 @@ pub struct DensityConfig {
 pub struct Density {
     pub config: DensityConfig,
     vs: nn::VarStore,
-    flow: FlowParams,
+    flow: Flow,
     base: Base,
     train: Tensor,
     val: Tensor,
@@ -200,7 +200,7 @@ impl Density {
                 test.to_device(device),
             ),
         };
-        let flow = FlowParams::build(&config.flow, &(&root / "flow"), dim)
+        let flow = Flow::build(&config.flow, &(&root / "flow"), dim, None)
             .context("model.density.flow")?;
         let base = Base::build(&config.base, &root, dim);
         Ok(Density {

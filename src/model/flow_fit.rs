@@ -1,13 +1,13 @@
 //! Fitting a flow to an unnormalized 2-D target by reverse KL (Rezende & Mohamed 2015, §6.1).
 //!
 //! q_K is a base q0 pushed through the flow; the loss is the annealed free energy
-//! F_β = E_q0[ ln q0(z0) − Σ_k ln|det ∂f_k/∂z_{k−1}| + β U(z_K) ] (seed eq. 33 with p ∝ e^{−U}).
+//! F_β = E_q0[ ln q0(z0) − Σ_k ln|det ∂f_k/∂z_{k−1}| + β U(z_K) ] (Rezende & Mohamed 2015, §6.1, with p ∝ e^{−U}).
 //! At β = 1, F = KL(q_K‖p) − ln Z, so KL = F + ln Z ≥ 0 is reported with ln Z from the grid.
 use super::base::{Base, BaseConfig};
 use super::{Losses, Model, StepContext};
 use crate::bijector::{all_finite, Bijector};
 use crate::distribution::Distribution;
-use crate::nn::flow_params::{FlowParams, LayerConfig};
+use crate::flow::{Flow, LayerConfig};
 use crate::plot;
 use crate::target::Target;
 use anyhow::{Context, Result};
@@ -34,7 +34,7 @@ fn default_eval_samples() -> i64 {
 pub struct FlowFit {
     pub config: FlowFitConfig,
     vs: nn::VarStore,
-    flow: FlowParams,
+    flow: Flow,
     base: Base,
 }
 
@@ -51,7 +51,7 @@ impl FlowFit {
         config.target.log_z();
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let flow = FlowParams::build(&config.flow, &(&root / "flow"), DIM)
+        let flow = Flow::build(&config.flow, &(&root / "flow"), DIM, None)
             .context("model.flow_fit.flow")?;
         anyhow::ensure!(
             !flow.has_batch_statistics(),
@@ -66,7 +66,7 @@ impl FlowFit {
         })
     }
 
-    pub fn flow_params(&self) -> &FlowParams {
+    pub fn flow_params(&self) -> &Flow {
         &self.flow
     }
 

@@ -20,12 +20,12 @@ use super::posterior::{diag_normal_log_prob, gaussian_kl, Posterior};
 use super::vae::standard_normal_log_prob;
 use super::{Losses, Model, StepContext};
 use crate::bijector::{all_finite, Bijector};
+use crate::data::batches::EpochBatches;
 use crate::data::hetero::{self, ColumnType, Kind};
 use crate::data::toy::Rng;
-use crate::nn::flow_params::FlowParams;
+use crate::flow::Flow;
 use anyhow::{ensure, Context, Result};
 use image::RgbImage;
-use std::cell::RefCell;
 use tch::{nn, nn::Module, Device, Kind as DType, Tensor};
 
 pub struct Hivae {
@@ -42,10 +42,10 @@ pub struct Hivae {
     s_head: nn::Linear,
     posterior: Posterior,
     prior_mean: nn::Linear,
-    prior_flow: Option<FlowParams>,
+    prior_flow: Option<Flow>,
     y_layer: nn::Linear,
     heads: Vec<Head>,
-    order: RefCell<(i64, Vec<i64>)>,
+    batches: EpochBatches,
 }
 
 /// ELBO terms per row.
@@ -133,7 +133,7 @@ impl Hivae {
         let prior_flow = if config.prior_flow.is_empty() {
             None
         } else {
-            let f = FlowParams::build(&config.prior_flow, &(&root / "prior_flow"), zd)
+            let f = Flow::build(&config.prior_flow, &(&root / "prior_flow"), zd, None)
                 .context("model.hivae.prior_flow")?;
             ensure!(!f.has_batch_statistics(), "field `model.hivae.prior_flow`: batchnorm needs data batches; a prior flow is evaluated on posterior samples");
             Some(f)
@@ -156,7 +156,8 @@ impl Hivae {
                 &config.posterior,
                 width + k,
                 zd,
-            ),
+            )
+            .context("model.hivae.posterior")?,
             prior_mean: nn::linear(&root / "prior" / "mean", k, zd, no_bias),
             prior_flow,
             y_layer: nn::linear(
@@ -173,9 +174,9 @@ impl Hivae {
             test_cells: mask_tensor(&test, n, d).to_device(device),
             ranges,
             types,
+            batches: EpochBatches::new(n as i64, config.data.seed),
             config,
             vs,
-            order: RefCell::new((-1, vec![])),
         })
     }
 
@@ -276,23 +277,11 @@ impl Hivae {
     }
 
     fn steps_per_epoch_of(&self, batch_size: i64) -> i64 {
-        (self.rows() / batch_size).max(1)
+        self.batches.steps_per_epoch(batch_size)
     }
 
     fn batch_rows(&self, step: i64, batch_size: i64) -> Tensor {
-        let n = self.rows();
-        let per = self.steps_per_epoch_of(batch_size);
-        let (epoch, i) = (step / per, step % per);
-        let mut order = self.order.borrow_mut();
-        if order.0 != epoch {
-            let mut perm: Vec<i64> = (0..n).collect();
-            Rng::new(self.config.data.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-                .shuffle(&mut perm);
-            *order = (epoch, perm);
-        }
-        let len = batch_size.min(n);
-        Tensor::from_slice(&order.1[(i * len) as usize..((i + 1) * len) as usize])
-            .to_device(self.x.device())
+        self.batches.indices(step, batch_size, self.x.device())
     }
 
     /// Imputations of every cell `[n, D]` given the cells in `seen`: the likelihood's mode/mean at
@@ -322,8 +311,8 @@ impl Hivae {
                     self.posterior.sample(&h, 1)?.z
                 } else {
                     let (mean, _) = self.posterior.q0(&h);
-                    let (flow, ctx) = self.posterior.flow(&h)?;
-                    flow.forward(&mean, ctx.as_ref())?.0
+                    let flow = self.posterior.flow(&h)?;
+                    flow.forward(&mean, None)?.0
                 };
                 let y = self.y_layer.forward(&z);
                 let yd = self.config.y_dim;

@@ -1,7 +1,7 @@
 //! The configuration of a HI-VAE run ([`super::hivae`]): the table, which cells are hidden, the
 //! sizes of s, z and y, the flows, and the Gumbel-softmax temperature schedule.
 use super::posterior::PosteriorConfig;
-use crate::nn::flow_params::LayerConfig;
+use crate::flow::LayerConfig;
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

@@ -136,8 +136,9 @@ impl Head {
                     }
                     _ => ((x - s.mean) / s.std, x.zeros_like()),
                 };
-                let ln2pi = (2.0 * std::f64::consts::PI).ln();
-                (((v - mean).square() / var) + var.log() + ln2pi) * -0.5 - s.std.ln() + jac
+                (((v - mean).square() / var) + var.log() + crate::distribution::LN_2PI) * -0.5
+                    - s.std.ln()
+                    + jac
             }
             Params::Poisson { rate } => x * rate.log() - rate - (x + 1.0).lgamma(),
             Params::Classes { log_p } => {

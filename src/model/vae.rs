@@ -1,13 +1,13 @@
-//! Variational autoencoders on images (seed §3–5): a Gaussian encoder q0(z0|x), optionally a
+//! Variational autoencoders on images (Kingma & Welling 2014; Rezende & Mohamed 2015): a Gaussian encoder q0(z0|x), optionally a
 //! normalizing flow on top of it (the amortized posteriors of [`super::posterior`]), and a
-//! Bernoulli or Gaussian decoder p(x|z) (seed eq. 24–26), trained on the (β-weighted) ELBO
+//! Bernoulli or Gaussian decoder p(x|z) (Kingma & Welling 2014, Appendix C), trained on the (β-weighted) ELBO
 //!
 //! ```text
-//! ELBO(x) = E_q0[ ln p(x|z_K) + ln p(z_K) − ln q0(z0|x) + Σ_k ln|det ∂f_k/∂z_{k−1}| ]   (seed eq. 35)
+//! ELBO(x) = E_q0[ ln p(x|z_K) + ln p(z_K) − ln q0(z0|x) + Σ_k ln|det ∂f_k/∂z_{k−1}| ]   (Rezende & Mohamed 2015, §4.2)
 //! ```
 //!
-//! with one reparameterized sample per data point (seed eq. 18–19). For the plain VAE the KL term
-//! is analytic (seed eq. 20); with a flow it is the Monte-Carlo estimate
+//! with one reparameterized sample per data point (Kingma & Welling 2014, §2.3–2.4). For the plain VAE the KL term
+//! is analytic (Kingma & Welling 2014, Appendix B); with a flow it is the Monte-Carlo estimate
 //! KL = ln q0(z0|x) − Σ ln|det| − ln p(z_K). The loss is −E[ln p(x|z) − β · KL], β from
 //! `train.beta` (warm-up, Bowman et al. 2016; Sønderby et al. 2016).
 //!
@@ -18,7 +18,7 @@ use super::posterior::{diag_normal_log_prob, gaussian_kl, Posterior, PosteriorCo
 use super::{Losses, Model, StepContext};
 use crate::data::images::{ImageData, ImageDataConfig};
 use crate::nn::coders::{Architecture, Decoder, Encoder};
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
@@ -27,11 +27,11 @@ use tch::{nn, Device, Kind, Tensor};
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Likelihood {
-    /// Bernoulli with logits (binarized pixels; seed eq. 26).
+    /// Bernoulli with logits (binarized pixels; Kingma & Welling 2014, Appendix C.1).
     #[default]
     Bernoulli,
     /// Gaussian with per-pixel mean σ(·) ∈ (0, 1) and log-variance ≥ ln(1/256²) (grey levels;
-    /// seed eq. 24–25). The floor keeps the density of saturated pixels bounded.
+    /// Kingma & Welling 2014, Appendix C.2). The floor keeps the density of saturated pixels bounded.
     Gaussian,
 }
 
@@ -101,7 +101,7 @@ pub struct EvalConfig {
     /// Samples per decoder pass, bounding memory.
     #[serde(default = "default_chunk")]
     pub chunk: i64,
-    /// Index of the test digit of the posterior grid and latent sweep (seed Fig. 2a/2b).
+    /// Index of the test digit of the posterior grid and latent sweep (posterior-sample grid and latent sweep).
     #[serde(default)]
     pub digit: i64,
     /// Latent dimensions swept in Fig. 2b (default: the first three, or fewer if the latent is smaller).
@@ -239,7 +239,8 @@ impl Vae {
             &config.posterior,
             encoder.features,
             config.latent_dim,
-        );
+        )
+        .context("model.vae.posterior")?;
         let decoder = Decoder::new(
             &(&root / "decoder"),
             &config.architecture,
@@ -305,11 +306,7 @@ impl Vae {
     }
 }
 
-/// ln N(z; 0, I) per row.
-pub fn standard_normal_log_prob(z: &Tensor) -> Tensor {
-    let ln2pi = (2.0 * std::f64::consts::PI).ln();
-    (z.square() + ln2pi).sum_dim_intlist(-1, false, z.kind()) * -0.5
-}
+pub use crate::distribution::standard_normal_log_prob;
 
 impl Model for Vae {
     fn var_store(&self) -> &nn::VarStore {

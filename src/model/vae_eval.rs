@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! ln p(x) ≈ ln (1/S) Σ_s w_s,   w_s = p(x|z_K⁽ˢ⁾) p(z_K⁽ˢ⁾) / q_K(z_K⁽ˢ⁾|x),
-//! ln q_K(z_K|x) = ln q0(z0|x) − Σ_k ln|det ∂f_k/∂z_{k−1}|          (seed eq. 34)
+//! ln q_K(z_K|x) = ln q0(z0|x) − Σ_k ln|det ∂f_k/∂z_{k−1}|          (Rezende & Mohamed 2015, §4.2)
 //! ```
 //!
 //! computed with log-sum-exp, at most `evaluation.chunk` samples per decoder pass. It is a lower
@@ -67,8 +67,8 @@ fn code_of(vae: &Vae, i: i64) -> Result<(Tensor, Tensor)> {
     let x = vae.data.test.narrow(0, i, 1);
     let h = vae.encode(&x);
     let (mean, _) = vae.posterior.q0(&h);
-    let (flow, ctx) = vae.posterior.flow(&h)?;
-    Ok((x, flow.forward(&mean, ctx.as_ref())?.0))
+    let flow = vae.posterior.flow(&h)?;
+    Ok((x, flow.forward(&mean, None)?.0))
 }
 
 /// Seed Fig. 2b: `steps` decodings per row, row r adding linspace(−range, range) to dimension
@@ -161,8 +161,8 @@ fn codes(vae: &Vae, x: &Tensor) -> Result<Tensor> {
     for xs in x.split(500, 0) {
         let h = vae.encode(&xs);
         let (mean, _) = vae.posterior.q0(&h);
-        let (flow, ctx) = vae.posterior.flow(&h)?;
-        out.push(flow.forward(&mean, ctx.as_ref())?.0);
+        let flow = vae.posterior.flow(&h)?;
+        out.push(flow.forward(&mean, None)?.0);
     }
     Ok(Tensor::cat(&out, 0))
 }
@@ -192,13 +192,13 @@ pub fn locate_nonfinite(vae: &Vae, ctx: &StepContext) -> Option<String> {
             return Some("the encoder's mean/variance heads".into());
         }
         let z0 = &mean + (&log_var * 0.5).exp() * mean.randn_like();
-        let (flow, c) = match vae.posterior.flow(&h) {
+        let flow = match vae.posterior.flow(&h) {
             Ok(f) => f,
             Err(e) => return Some(format!("the posterior flow's parameters ({e})")),
         };
         let mut z = z0;
         for (layer, name) in flow.layers().into_iter().zip(vae.posterior.layer_names()) {
-            match layer.forward(&z, c.as_ref()) {
+            match layer.forward(&z, None) {
                 Ok((next, ld)) if all_finite(&next) && all_finite(&ld) => z = next,
                 _ => return Some(format!("posterior layer {name}")),
             }

@@ -1,7 +1,7 @@
 //! The convolutional conditioner of image couplings (Glow §3.3 "NN()"): 3×3 convolution, ReLU,
 //! 1×1 convolution, ReLU, 3×3 convolution initialized to zero so each coupling starts as the
 //! identity. Padding keeps H and W.
-use crate::bijector::coupling::Conditioner;
+use crate::bijector::conditioner::Conditioner;
 use tch::{nn, Tensor};
 
 pub struct ConvNet {

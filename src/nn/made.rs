@@ -13,6 +13,8 @@ pub struct Made {
     context: Option<Tensor>,
     dim: i64,
     params: i64,
+    /// The degree (1-based position in the order) of each input, `[D]`.
+    order: Tensor,
 }
 
 impl Made {
@@ -89,6 +91,7 @@ impl Made {
             context,
             dim,
             params,
+            order: Tensor::from_slice(order).to_device(p.device()),
         }
     }
 
@@ -114,6 +117,14 @@ impl Made {
         self.dim
     }
 
+    /// `x` with the inputs of degree above `k` set to zero: after pass k of a D-pass
+    /// autoregressive solve only the first k in the order are final, and the rest (which may
+    /// have overflowed on the way) must not reach the next pass (0 · ∞ is NaN in a masked
+    /// matrix product).
+    pub fn keep_first(&self, x: &Tensor, k: i64) -> Tensor {
+        x.where_self(&self.order.le(k), &x.zeros_like())
+    }
+
     /// A copy sharing the same parameters.
     pub fn shallow_clone(&self) -> Self {
         Made {
@@ -125,6 +136,7 @@ impl Made {
             context: self.context.as_ref().map(|c| c.shallow_clone()),
             dim: self.dim,
             params: self.params,
+            order: self.order.shallow_clone(),
         }
     }
 }

@@ -1,4 +1,5 @@
 //! A plain multilayer perceptron, used as the conditioner of coupling layers.
+use crate::bijector::conditioner::Conditioner;
 use tch::{nn, Tensor};
 
 /// `in → hidden… → out` with ReLU between layers. With `zero_last`, the last layer starts at zero
@@ -99,5 +100,21 @@ impl Mlp {
                 .map(|(w, b)| (w.shallow_clone(), b.shallow_clone()))
                 .collect(),
         }
+    }
+}
+
+impl Conditioner for Mlp {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        Mlp::forward(self, x)
+    }
+
+    fn forward_restricted(
+        &self,
+        x_in: &Tensor,
+        inputs: &Tensor,
+        _: i64,
+        outputs: &Tensor,
+    ) -> Tensor {
+        Mlp::forward_restricted(self, x_in, inputs, outputs)
     }
 }

@@ -67,3 +67,59 @@ pub fn train_tiny(dir: &Path, name: &str, k: i64, steps: i64) -> PathBuf {
     assert!(o.status.success(), "{}", stderr(&o));
     dir.join("runs").join(name)
 }
+
+/// Every flow layer kind, as a config block that builds in 2-D and in a VAE posterior's latent
+/// space, and whether its parameters can be computed per data point (amortized). The three
+/// bijector checks run over this list free (tests/flow_layers.rs) and amortized
+/// (tests/posteriors.rs); a new layer is added here and nowhere else in the tests.
+pub const EVERY_LAYER: &[(&str, bool)] = &[
+    (r#"{"planar": {"length": 2}}"#, true),
+    (r#"{"radial": {"length": 2}}"#, true),
+    (
+        r#"{"maf": {"length": 2, "hidden": [16, 16], "context": 6}}"#,
+        true,
+    ),
+    (
+        r#"{"maf": {"length": 2, "hidden": [16], "iaf": true, "context": 6}}"#,
+        true,
+    ),
+    (
+        r#"{"maf": {"length": 2, "hidden": [16], "law": "additive", "context": 6}}"#,
+        true,
+    ),
+    (
+        r#"{"maf": {"length": 2, "hidden": [16], "context": 6, "law": {"spline": {"bins": 5, "bound": 2.0}}}}"#,
+        true,
+    ),
+    (
+        r#"{"maf": {"length": 2, "hidden": [16], "iaf": true, "context": 6, "law": {"spline": {"bins": 4, "bound": 2.5}}}}"#,
+        true,
+    ),
+    (
+        r#"{"iaf": {"length": 2, "hidden": [16, 16], "context": 6}}"#,
+        true,
+    ),
+    (r#"{"o_snf": {"length": 2, "columns": 2}}"#, true),
+    (r#"{"h_snf": {"length": 2, "reflections": 2}}"#, true),
+    (r#"{"t_snf": {"length": 3}}"#, true),
+    (
+        r#"{"coupling": {"length": 2, "hidden": [16], "law": "additive"}}"#,
+        false,
+    ),
+    (
+        r#"{"coupling": {"length": 3, "hidden": [16, 16], "law": "affine"}}"#,
+        false,
+    ),
+    (
+        r#"{"coupling": {"length": 2, "hidden": [16], "law": {"spline": {"bins": 5, "bound": 2.0}}}}"#,
+        false,
+    ),
+    (r#"{"batchnorm": {}}"#, false),
+    (r#"{"linear": {"lu": true}}"#, false),
+    (r#"{"linear": {"lu": false}}"#, false),
+    (r#"{"actnorm": {}}"#, false),
+    (r#"{"permute": {"order": "reverse"}}"#, false),
+    (r#"{"affine": {}}"#, false),
+    (r#"{"prelu": {}}"#, false),
+    (r#""tanh""#, false),
+];

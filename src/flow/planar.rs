@@ -1,6 +1,6 @@
-//! Planar flow (Rezende & Mohamed 2015; seed §4.1.1, eq. 37–39).
+//! Planar flow (Rezende & Mohamed 2015, §4.1, eq. 10–12).
 //!
-//! f(z) = z + û h(wᵀz + b), h = tanh, with log|det ∂f/∂z| = ln|1 + h'(wᵀz + b) wᵀû| (eq. 39).
+//! f(z) = z + û h(wᵀz + b), h = tanh, with log|det ∂f/∂z| = ln|1 + h'(wᵀz + b) wᵀû| (eq. 12).
 //! f is invertible when wᵀû ≥ −1; the constraint is enforced by construction:
 //! û = u + (m(wᵀu) − wᵀu) w/‖w‖², m(x) = −1 + softplus(x) (paper, appendix A.1).
 //!
@@ -8,12 +8,12 @@
 //! when an encoder produces them per sample. The layer does not know which.
 //!
 //! The inverse has no closed form. Writing a = wᵀz, the equation wᵀy = a + wᵀû tanh(a + b) is
-//! scalar and monotone in a, so it is solved per sample by [`tanh_solve`](super::tanh_solve)
+//! scalar and monotone in a, so it is solved per sample by [`tanh_solve`](crate::bijector::tanh_solve)
 //! (safeguarded Newton in [wᵀy − |wᵀû|, wᵀy + |wᵀû|]), then z = y − û tanh(a + b). Cost:
 //! O(batch · d) plus O(batch) per iteration (typically under 10 iterations, at most 100).
 //!
 //! ```
-//! use flowlab::bijector::{Bijector, planar::PlanarFlow};
+//! use flowlab::{bijector::Bijector, flow::planar::PlanarFlow};
 //! use tch::{Kind, Tensor};
 //! let f = PlanarFlow::new(Tensor::from_slice(&[1.0, 0.0]), Tensor::from_slice(&[5.0, 0.0]), Tensor::from(0.0));
 //! let z = Tensor::randn([4, 2], (Kind::Double, tch::Device::Cpu));
@@ -21,8 +21,11 @@
 //! let (z_back, ld_inv) = f.inverse(&y, None).unwrap();
 //! assert!(z_back.allclose(&z, 1e-8, 1e-8, false));
 //! ```
-use super::{Bijector, FlowResult};
-use tch::Tensor;
+use super::params::{uniform, LayerParams, Piece};
+use super::{check_length, numbered, FlowLayer, LayerInput, LayerSpec, Site};
+use crate::bijector::{Bijector, FlowResult};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
 
 pub struct PlanarFlow {
     /// û, already constrained so that wᵀû ≥ −1.
@@ -77,7 +80,7 @@ impl PlanarFlow {
         &self.wu
     }
 
-    /// ln|1 + h'(a + b) wᵀû| from h = tanh(a + b), h' = 1 − h² (eq. 39).
+    /// ln|1 + h'(a + b) wᵀû| from h = tanh(a + b), h' = 1 − h² (eq. 12).
     fn log_det_from_tanh(&self, h: &Tensor) -> Tensor {
         let h_prime: Tensor = 1.0 - h.square();
         (h_prime * &self.wu + 1.0).abs().log()
@@ -91,7 +94,7 @@ fn dot(a: &Tensor, b: &Tensor) -> Tensor {
 
 impl Bijector for PlanarFlow {
     fn forward(&self, z: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
-        super::expect_dim(z, *self.w.size().last().unwrap_or(&0), "planar")?;
+        crate::bijector::expect_dim(z, *self.w.size().last().unwrap_or(&0), "planar")?;
         let h = (dot(z, &self.w) + &self.b).tanh();
         let y = z + &self.u_hat * h.unsqueeze(-1);
         let log_det = self.log_det_from_tanh(&h);
@@ -99,9 +102,9 @@ impl Bijector for PlanarFlow {
     }
 
     fn inverse(&self, y: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
-        super::expect_dim(y, *self.w.size().last().unwrap_or(&0), "planar")?;
+        crate::bijector::expect_dim(y, *self.w.size().last().unwrap_or(&0), "planar")?;
         // wᵀy = a + wᵀû tanh(a + b), a = wᵀz: a scalar equation per sample.
-        let a = super::tanh_solve::solve(
+        let a = crate::bijector::tanh_solve::solve(
             &dot(y, &self.w),
             &self.wu,
             &self.wu.ones_like(),
@@ -119,5 +122,72 @@ impl Bijector for PlanarFlow {
 
     fn layers(&self) -> Vec<&dyn Bijector> {
         vec![self]
+    }
+}
+
+/// `{"planar": {"length": K}}`: K planar layers. Free parameters start as in normflows (for
+/// like-for-like comparisons): u ~ U(±√2), w ~ U(±√(2/d)), b = 0; amortized ones come from one
+/// linear head of the encoder's features.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlanarConfig {
+    #[serde(default = "super::one")]
+    pub length: i64,
+}
+
+impl LayerSpec for PlanarConfig {
+    fn validate(&self, _dim: Option<i64>) -> Result<(), String> {
+        check_length(self.length)
+    }
+
+    fn build(&self, site: &Site) -> anyhow::Result<Box<dyn FlowLayer>> {
+        let d = site.dim;
+        let pieces = vec![
+            Piece::new("u", d, uniform(2f64.sqrt())),
+            Piece::new("w", d, uniform((2.0 / d as f64).sqrt())),
+            Piece::new("b", 0, nn::Init::Const(0.0)),
+        ];
+        Ok(Box::new(PlanarLayer(LayerParams::new(
+            site.path,
+            self.length,
+            pieces,
+            site.features,
+        ))))
+    }
+
+    fn label(&self) -> String {
+        format!("planar-k{}", self.length)
+    }
+}
+
+struct PlanarLayer(LayerParams);
+
+impl FlowLayer for PlanarLayer {
+    fn names(&self) -> Vec<String> {
+        numbered("planar", self.0.len())
+    }
+
+    fn bijectors(&self, input: &LayerInput) -> anyhow::Result<Vec<Box<dyn Bijector>>> {
+        let v = self.0.values(input)?;
+        let layers: Vec<PlanarFlow> = if self.0.amortized() {
+            // Per data point: the constraint runs after repetition, on each sample's copy.
+            let layers = self.0.per_layer(&v, input);
+            layers
+                .into_iter()
+                .map(|p| {
+                    PlanarFlow::new(
+                        p[0].shallow_clone(),
+                        p[1].shallow_clone(),
+                        p[2].shallow_clone(),
+                    )
+                })
+                .collect()
+        } else {
+            PlanarFlow::stack(&v[0], &v[1], &v[2])
+        };
+        Ok(layers
+            .into_iter()
+            .map(|l| Box::new(l) as Box<dyn Bijector>)
+            .collect())
     }
 }

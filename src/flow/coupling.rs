@@ -1,4 +1,4 @@
-//! Coupling layers: NICE (Dinh et al. 2014; seed §4.2.1) and RealNVP (Dinh et al. 2016; seed
+//! Coupling layers: NICE (Dinh et al. 2014; Dinh et al. 2014, §3.2) and RealNVP (Dinh et al. 2016; seed
 //! §4.2.2, eq. 59–60).
 //!
 //! A binary mask b splits x; the masked part passes through unchanged and conditions an
@@ -7,117 +7,27 @@
 //! 0); RealNVP's affine law is g = x ⊙ exp(s) + t with s = tanh-bounded (scale · tanh(s̃/scale))
 //! for stability. Both reuse the elementwise [`Affine`] transformer. The neural-spline law
 //! (Durkan et al. 2019, RQ-NSF (C)) makes g a [`RationalQuadraticSpline`] per dimension: the layer
-//! takes any elementwise bijection as its transformer ([`CouplingLaw`]).
+//! takes any elementwise bijection as its transformer ([`Law`]).
 //!
 //! The same layer serves vectors (`[batch, D]`, mask `[D]`, an MLP conditioner) and images
 //! (`[batch, C, H, W]`, a checkerboard or channel mask `[C, H, W]`, a convolutional conditioner):
 //! the conditioner maps the masked input to P times the channels along axis 1, P being the
 //! law's parameter count per dimension (affine: shift and raw log-scale). For vectors the layer
-//! computes the same thing on the two halves only (the split form of NICE, seed §4.2.1): the
+//! computes the same thing on the two halves only (the split form of NICE, Dinh et al. 2014, §3.2): the
 //! conditioner reads the kept coordinates and emits parameters for the transformed ones
 //! ([`Conditioner::forward_restricted`]), and the law runs on those alone.
-use super::elementwise::{Affine, Elementwise};
-use super::spline::{raw_params_per_element, RationalQuadraticSpline};
-use super::{sum_except_batch, Bijector, FlowError, FlowResult};
+//!
+//! Config: `{"coupling": {"length": K, "hidden": [64, 64], "law": "affine"}}`: K layers with
+//! alternating masks and MLP conditioners (the last layer zero, so each starts as the identity).
+use super::{check_length, numbered, FlowLayer, LayerInput, LayerSpec, Site};
+use crate::bijector::conditioner::Conditioner;
+use crate::bijector::elementwise::{Affine, Elementwise};
+use crate::bijector::law::Law;
+use crate::bijector::spline::RationalQuadraticSpline;
+use crate::bijector::{sum_except_batch, Bijector, FlowError, FlowResult};
+use crate::nn::mlp::Mlp;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
-
-/// The elementwise law of a coupling layer, as written in a config: `"additive"`, `"affine"`,
-/// or `{"spline": {"bins": 8, "bound": 3.0}}`.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum CouplingLaw {
-    /// NICE: y₂ = x₂ + t(x₁), volume preserving.
-    Additive,
-    /// RealNVP: y₂ = x₂ ⊙ exp(s(x₁)) + t(x₁), s tanh-bounded.
-    #[default]
-    Affine,
-    /// Neural spline flow: y₂ = RQS(x₂; θ(x₁)) with `bins` bins on [−bound, bound], identity
-    /// outside.
-    Spline {
-        #[serde(default = "default_bins")]
-        bins: i64,
-        #[serde(default = "default_bound")]
-        bound: f64,
-    },
-}
-
-fn default_bins() -> i64 {
-    8
-}
-
-fn default_bound() -> f64 {
-    3.0
-}
-
-impl CouplingLaw {
-    /// How many conditioner outputs each transformed dimension needs.
-    pub fn params_per_dim(&self) -> i64 {
-        match self {
-            CouplingLaw::Additive => 1,
-            CouplingLaw::Affine => 2,
-            CouplingLaw::Spline { bins, .. } => raw_params_per_element(*bins),
-        }
-    }
-
-    /// A config's law, or why it cannot be built.
-    pub fn validate(&self) -> Result<(), String> {
-        match *self {
-            CouplingLaw::Spline { bins, bound } if bins < 2 => Err(format!(
-                "spline bins must be at least 2, got {bins} (bound {bound})"
-            )),
-            CouplingLaw::Spline { bound, .. } if !(bound.is_finite() && bound > 0.0) => Err(
-                format!("spline bound must be positive and finite, got {bound}"),
-            ),
-            _ => Ok(()),
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            CouplingLaw::Additive => "additive_coupling",
-            CouplingLaw::Affine => "affine_coupling",
-            CouplingLaw::Spline { .. } => "spline_coupling",
-        }
-    }
-}
-
-/// The network of a coupling layer: masked input → the law's parameters along axis 1.
-pub trait Conditioner: Send {
-    fn forward(&self, x: &Tensor) -> Tensor;
-
-    /// For `[batch, D]` inputs: the output columns `outputs` of [`forward`](Self::forward) on
-    /// an input that is zero except in the columns `inputs`, given as `x_in` =
-    /// `[batch, |inputs|]`. The default builds the zero-filled input; an MLP skips the zeros.
-    fn forward_restricted(
-        &self,
-        x_in: &Tensor,
-        inputs: &Tensor,
-        width: i64,
-        outputs: &Tensor,
-    ) -> Tensor {
-        let full = x_in
-            .new_zeros([x_in.size()[0], width], (x_in.kind(), x_in.device()))
-            .index_copy(1, inputs, x_in);
-        self.forward(&full).index_select(1, outputs)
-    }
-}
-
-impl Conditioner for crate::nn::mlp::Mlp {
-    fn forward(&self, x: &Tensor) -> Tensor {
-        crate::nn::mlp::Mlp::forward(self, x)
-    }
-
-    fn forward_restricted(
-        &self,
-        x_in: &Tensor,
-        inputs: &Tensor,
-        _: i64,
-        outputs: &Tensor,
-    ) -> Tensor {
-        crate::nn::mlp::Mlp::forward_restricted(self, x_in, inputs, outputs)
-    }
-}
 
 /// Bound on |s| of the affine coupling: exp(±3) per layer.
 pub const SCALE_BOUND: f64 = 3.0;
@@ -126,7 +36,7 @@ pub struct Coupling {
     /// 1 for the dimensions that pass through (and condition), 0 for the transformed ones.
     mask: Tensor,
     net: Box<dyn Conditioner>,
-    law: CouplingLaw,
+    law: Law,
     /// Vectors only: the kept and the transformed coordinates, and the conditioner outputs the
     /// transformed ones use (P blocks).
     halves: Option<Halves>,
@@ -140,10 +50,10 @@ struct Halves {
 
 impl Coupling {
     /// `net` maps the masked input `[batch, D]` to `[batch, P·D]` with P =
-    /// [`CouplingLaw::params_per_dim`] (affine: shift then raw log-scale; additive: shift;
+    /// [`Law::params_per_dim`] (affine: shift then raw log-scale; additive: shift;
     /// spline: P blocks of D raw spline parameters); for images `[batch, C, H, W]` to
     /// `[batch, P·C, H, W]`.
-    pub fn new(mask: Tensor, net: Box<dyn Conditioner>, law: CouplingLaw) -> Self {
+    pub fn new(mask: Tensor, net: Box<dyn Conditioner>, law: Law) -> Self {
         let halves = (mask.dim() == 1).then(|| {
             let d = mask.size()[0];
             let kept = mask.gt(0.5).nonzero().view([-1]);
@@ -217,17 +127,17 @@ impl Coupling {
             None => t,
         };
         match self.law {
-            CouplingLaw::Additive => {
+            Law::Additive => {
                 let shift = masked(out.narrow(1, 0, d));
                 let zero = shift.zeros_like();
                 Box::new(Affine::new(shift, zero))
             }
-            CouplingLaw::Affine => {
+            Law::Affine => {
                 let shift = masked(out.narrow(1, 0, d));
                 let log_scale = masked((out.narrow(1, d, d) / SCALE_BOUND).tanh() * SCALE_BOUND);
                 Box::new(Affine::new(shift, log_scale))
             }
-            CouplingLaw::Spline { bins, bound } => {
+            Law::Spline { bins, bound } => {
                 // [batch, P·D, ...] → [batch, P, D, ...] → parameters last: [batch, D, ..., P].
                 let mut shape = out.size();
                 shape[1] = d;
@@ -276,7 +186,7 @@ impl Bijector for Coupling {
     }
 
     fn name(&self) -> String {
-        self.law.name().into()
+        format!("{}_coupling", self.law.label())
     }
 
     fn layers(&self) -> Vec<&dyn Bijector> {
@@ -296,4 +206,84 @@ pub fn alternating_mask(dim: i64, layer: usize, device: tch::Device) -> Tensor {
         })
         .collect();
     Tensor::from_slice(&v).to_device(device)
+}
+
+fn default_hidden() -> Vec<i64> {
+    vec![64, 64]
+}
+
+/// K coupling layers with alternating masks (NICE: additive, RealNVP: affine, neural spline:
+/// `{"spline": {"bins": 8, "bound": 3}}`), MLP conditioners with the given hidden sizes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CouplingConfig {
+    #[serde(default = "super::one")]
+    pub length: i64,
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<i64>,
+    #[serde(default)]
+    pub law: Law,
+}
+
+impl LayerSpec for CouplingConfig {
+    fn validate(&self, dim: Option<i64>) -> Result<(), String> {
+        check_length(self.length)?;
+        if self.hidden.iter().any(|&h| h < 1) {
+            return Err(format!(
+                "hidden sizes must be positive, got {:?}",
+                self.hidden
+            ));
+        }
+        if let Some(d) = dim.filter(|&d| d < 2) {
+            return Err(format!("coupling needs at least 2 dimensions, got {d}"));
+        }
+        self.law.validate()
+    }
+
+    fn build(&self, site: &Site) -> anyhow::Result<Box<dyn FlowLayer>> {
+        let (dim, q) = (site.dim, site.path);
+        let out = self.law.params_per_dim() * dim;
+        let nets = (0..self.length as usize)
+            .map(|j| {
+                (
+                    alternating_mask(dim, j, q.device()),
+                    Mlp::new(&(q / j), dim, &self.hidden, out, true),
+                )
+            })
+            .collect();
+        Ok(Box::new(CouplingLayer {
+            nets,
+            law: self.law,
+        }))
+    }
+
+    fn label(&self) -> String {
+        format!("{}_coupling-k{}", self.law.label(), self.length)
+    }
+}
+
+struct CouplingLayer {
+    nets: Vec<(Tensor, Mlp)>,
+    law: Law,
+}
+
+impl FlowLayer for CouplingLayer {
+    fn names(&self) -> Vec<String> {
+        numbered(
+            &format!("{}_coupling", self.law.label()),
+            self.nets.len() as i64,
+        )
+    }
+
+    fn bijectors(&self, _input: &LayerInput) -> anyhow::Result<Vec<Box<dyn Bijector>>> {
+        Ok(self
+            .nets
+            .iter()
+            .map(|(mask, net)| {
+                let mask = mask.to_kind(net.kind());
+                Box::new(Coupling::new(mask, Box::new(net.shallow_clone()), self.law))
+                    as Box<dyn Bijector>
+            })
+            .collect())
+    }
 }

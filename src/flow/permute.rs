@@ -1,6 +1,8 @@
 //! Permutations of the last axis (Reverse, random orders): volume preserving, log|det| = 0. Used
 //! between coupling or autoregressive layers so every coordinate gets transformed.
-use super::{expect_dim, Bijector, FlowError, FlowResult};
+use super::{FlowLayer, LayerInput, LayerSpec, Site};
+use crate::bijector::{expect_dim, Bijector, FlowError, FlowResult};
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 pub struct Permute {
@@ -65,4 +67,49 @@ impl Bijector for Permute {
 /// A seeded random permutation of 0..d from libtorch's generator.
 pub fn random_order(d: i64) -> Vec<i64> {
     Vec::<i64>::try_from(Tensor::randperm(d, (Kind::Int64, tch::Device::Cpu))).unwrap_or_default()
+}
+
+/// An order of the coordinates: of successive MADE layers, or of a permutation layer.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// 1..D, then D..1, alternating (MAF and IAF papers); a permutation layer reverses.
+    #[default]
+    Reverse,
+    /// A seeded random permutation per layer.
+    Random,
+}
+
+/// `{"permute": {"order": "reverse" | "random"}}`: a fixed permutation of the coordinates.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PermuteConfig {
+    #[serde(default)]
+    pub order: Order,
+}
+
+impl LayerSpec for PermuteConfig {
+    fn build(&self, site: &Site) -> anyhow::Result<Box<dyn FlowLayer>> {
+        let perm = match self.order {
+            Order::Reverse => (0..site.dim).rev().collect(),
+            Order::Random => random_order(site.dim),
+        };
+        Ok(Box::new(PermuteLayer(perm)))
+    }
+
+    fn label(&self) -> String {
+        "permute".into()
+    }
+}
+
+struct PermuteLayer(Vec<i64>);
+
+impl FlowLayer for PermuteLayer {
+    fn names(&self) -> Vec<String> {
+        vec!["permute".into()]
+    }
+
+    fn bijectors(&self, _input: &LayerInput) -> anyhow::Result<Vec<Box<dyn Bijector>>> {
+        Ok(vec![Box::new(Permute::new(&self.0)?)])
+    }
 }

@@ -1,7 +1,7 @@
-//! Radial flow (Rezende & Mohamed 2015; seed §4.1.1, eq. 40–43).
+//! Radial flow (Rezende & Mohamed 2015, §4.1, eq. 14).
 //!
 //! f(z) = z + β h(α, r)(z − z₀), h = 1/(α + r), r = ‖z − z₀‖, with
-//! ln|det ∂f/∂z| = (d − 1) ln(1 + βh) + ln(1 + βh + βh'r), h' = −1/(α + r)² (eq. 43).
+//! ln|det ∂f/∂z| = (d − 1) ln(1 + βh) + ln(1 + βh + βh'r), h' = −1/(α + r)² (ibid.).
 //! Invertible when β ≥ −α: pass α > 0 and β ≥ −α (a learnable layer uses α = softplus(α'),
 //! β = −α + softplus(β')).
 //!
@@ -10,7 +10,7 @@
 //! z = z₀ + (y − z₀) r_z / r_y.
 //!
 //! ```
-//! use flowlab::bijector::{Bijector, radial::RadialFlow};
+//! use flowlab::{bijector::Bijector, flow::radial::RadialFlow};
 //! use tch::{Kind, Tensor};
 //! let f = RadialFlow::new(Tensor::from_slice(&[0.5, 0.0]), Tensor::from(1.0), Tensor::from(2.0));
 //! let z = Tensor::randn([4, 2], (Kind::Double, tch::Device::Cpu));
@@ -18,8 +18,11 @@
 //! let (z_back, _) = f.inverse(&y, None).unwrap();
 //! assert!(z_back.allclose(&z, 1e-8, 1e-8, false));
 //! ```
-use super::{Bijector, FlowResult};
-use tch::Tensor;
+use super::params::{uniform, LayerParams, Piece};
+use super::{check_length, numbered, FlowLayer, LayerInput, LayerSpec, Site};
+use crate::bijector::{Bijector, FlowResult};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
 
 pub struct RadialFlow {
     z0: Tensor,
@@ -64,7 +67,7 @@ impl RadialFlow {
         *self.z0.size().last().unwrap_or(&0)
     }
 
-    /// ln|det| from h = 1/(α + r) (eq. 43): (d − 1) ln(1 + βh) + ln(1 + βh + βh'r), where
+    /// ln|det| from h = 1/(α + r) (ibid.): (d − 1) ln(1 + βh) + ln(1 + βh + βh'r), where
     /// 1 + βh + βh'r = 1 + βα/(α + r)² = 1 + βαh².
     fn log_det_from_h(&self, h: &Tensor) -> Tensor {
         let beta_h = &self.beta * h;
@@ -84,7 +87,7 @@ fn norm_last(t: &Tensor) -> Tensor {
 
 impl Bijector for RadialFlow {
     fn forward(&self, z: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
-        super::expect_dim(z, self.dim(), "radial")?;
+        crate::bijector::expect_dim(z, self.dim(), "radial")?;
         let diff = z - &self.z0;
         let r = norm_last(&diff);
         let h = (&self.alpha + &r).reciprocal();
@@ -94,7 +97,7 @@ impl Bijector for RadialFlow {
     }
 
     fn inverse(&self, y: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
-        super::expect_dim(y, self.dim(), "radial")?;
+        crate::bijector::expect_dim(y, self.dim(), "radial")?;
         let diff = y - &self.z0;
         let r_y = norm_last(&diff);
         // Positive root of r² + p r − α r_y = 0, p = α + β − r_y, in the form that avoids
@@ -115,5 +118,69 @@ impl Bijector for RadialFlow {
 
     fn layers(&self) -> Vec<&dyn Bijector> {
         vec![self]
+    }
+}
+
+/// `{"radial": {"length": K}}`: K radial layers. Free parameters start as in normflows:
+/// z₀ ~ N(0, I), α′, β′ ~ U(±√(1/d)); amortized ones come from one linear head.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RadialConfig {
+    #[serde(default = "super::one")]
+    pub length: i64,
+}
+
+impl LayerSpec for RadialConfig {
+    fn validate(&self, _dim: Option<i64>) -> Result<(), String> {
+        check_length(self.length)
+    }
+
+    fn build(&self, site: &Site) -> anyhow::Result<Box<dyn FlowLayer>> {
+        let d = site.dim;
+        let lim = (1.0 / d as f64).sqrt();
+        let normal = nn::Init::Randn {
+            mean: 0.0,
+            stdev: 1.0,
+        };
+        let pieces = vec![
+            Piece::new("z0", d, normal),
+            Piece::new("alpha", 0, uniform(lim)),
+            Piece::new("beta", 0, uniform(lim)),
+        ];
+        Ok(Box::new(RadialLayer(LayerParams::new(
+            site.path,
+            self.length,
+            pieces,
+            site.features,
+        ))))
+    }
+
+    fn label(&self) -> String {
+        format!("radial-k{}", self.length)
+    }
+}
+
+struct RadialLayer(LayerParams);
+
+impl FlowLayer for RadialLayer {
+    fn names(&self) -> Vec<String> {
+        numbered("radial", self.0.len())
+    }
+
+    fn bijectors(&self, input: &LayerInput) -> anyhow::Result<Vec<Box<dyn Bijector>>> {
+        let v = self.0.values(input)?;
+        let layers: Vec<RadialFlow> = if self.0.amortized() {
+            let layers = self.0.per_layer(&v, input);
+            layers
+                .into_iter()
+                .map(|p| RadialFlow::from_unconstrained(p[0].shallow_clone(), &p[1], &p[2]))
+                .collect()
+        } else {
+            RadialFlow::stack(&v[0], &v[1], &v[2])
+        };
+        Ok(layers
+            .into_iter()
+            .map(|l| Box::new(l) as Box<dyn Bijector>)
+            .collect())
     }
 }

@@ -2,7 +2,7 @@
 //! Dhariwal 2018 §3): squeeze, reshape between flat vectors and images, per-pixel application of a
 //! vector bijector over channels (Glow's ActNorm and invertible 1×1 convolution), and the
 //! checkerboard and channel masks of image couplings.
-use super::{Bijector, FlowError, FlowResult};
+use crate::bijector::{Bijector, FlowError, FlowResult};
 use tch::{Kind, Tensor};
 
 fn shape_error(name: &str, expected: i64, got: &Tensor) -> FlowError {
@@ -65,7 +65,7 @@ pub struct Reshape {
 impl Bijector for Reshape {
     fn forward(&self, x: &Tensor, _c: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
         let [c, h, w] = self.shape;
-        super::expect_dim(x, c * h * w, "reshape")?;
+        crate::bijector::expect_dim(x, c * h * w, "reshape")?;
         let b = x.size()[0];
         Ok((
             x.reshape([b, c, h, w]),

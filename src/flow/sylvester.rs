@@ -1,11 +1,11 @@
-//! Sylvester normalizing flows (van den Berg et al. 2018; seed §5.3, eq. 52–54).
+//! Sylvester normalizing flows (van den Berg et al. 2018, §2–3).
 //!
 //! z′ = z + Q R₁ h(R₂ Qᵀ z + b), with Q ∈ ℝ^{D×M} (orthonormal columns, M ≤ D), R₁, R₂ ∈ ℝ^{M×M}
 //! upper triangular, b ∈ ℝ^M and h = tanh. By Sylvester's determinant identity
 //! det(I_D + Q R₁ diag(h′) R₂ Qᵀ) = det(I_M + diag(h′) R₂ R₁), whose matrix is triangular, so
 //!
 //! ```text
-//! ln|det ∂z′/∂z| = Σ_i ln|1 + r₁,ᵢᵢ r₂,ᵢᵢ h′((R₂ Qᵀ z + b)_i)|        (eq. 54)
+//! ln|det ∂z′/∂z| = Σ_i ln|1 + r₁,ᵢᵢ r₂,ᵢᵢ h′((R₂ Qᵀ z + b)_i)|        (§2)
 //! ```
 //!
 //! The map is invertible when r₁,ᵢᵢ r₂,ᵢᵢ > −1/‖h′‖∞ = −1; [`upper_triangular`] produces diagonals
@@ -19,10 +19,10 @@
 //!
 //! The inverse has no closed form but is exact up to a tolerance: the part of z orthogonal to Q's
 //! columns is unchanged, and a = Qᵀz solves a + R₁ h(R₂ a + b) = Qᵀy, a triangular system solved
-//! from the last row up, each row one monotone scalar equation ([`tanh_solve`](super::tanh_solve)).
+//! from the last row up, each row one monotone scalar equation ([`tanh_solve`](crate::bijector::tanh_solve)).
 //!
 //! ```
-//! use flowlab::bijector::{Bijector, sylvester::{SylvesterFlow, orthogonalize, upper_triangular}};
+//! use flowlab::{bijector::Bijector, flow::sylvester::{SylvesterFlow, orthogonalize, upper_triangular}};
 //! use tch::{Kind, Tensor};
 //! let opts = (Kind::Double, tch::Device::Cpu);
 //! let q = orthogonalize(&Tensor::randn([3, 2], opts)).unwrap();
@@ -33,7 +33,10 @@
 //! let (y, _) = f.forward(&z, None).unwrap();
 //! assert!(f.inverse(&y, None).unwrap().0.allclose(&z, 1e-8, 1e-8, false));
 //! ```
-use super::{expect_dim, Bijector, FlowError, FlowResult};
+use super::params::{uniform, LayerParams, Piece};
+use super::{check_length, numbered, FlowLayer, LayerInput, LayerSpec, Site};
+use crate::bijector::{expect_dim, Bijector, FlowError, FlowResult};
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 pub struct SylvesterFlow {
@@ -64,7 +67,7 @@ impl SylvesterFlow {
         self.r1.diagonal(0, -2, -1) * self.r2.diagonal(0, -2, -1)
     }
 
-    /// Σ ln|1 + r₁,ᵢᵢ r₂,ᵢᵢ h′| from h = tanh(pre-activation) (eq. 54).
+    /// Σ ln|1 + r₁,ᵢᵢ r₂,ᵢᵢ h′| from h = tanh(pre-activation) (§2).
     fn log_det_from_tanh(&self, h: &Tensor) -> Tensor {
         let h_prime: Tensor = 1.0 - h.square();
         (h_prime * self.diagonal_products() + 1.0)
@@ -111,7 +114,7 @@ impl Bijector for SylvesterFlow {
                 target -= (row1 * h_later).sum_dim_intlist(-1, false, t.kind());
             }
             let (r, s) = (entry(&self.r1, i), entry(&self.r2, i));
-            let a_i = super::tanh_solve::solve(&target, &r, &s, &c, "sylvester")?;
+            let a_i = crate::bijector::tanh_solve::solve(&target, &r, &s, &c, "sylvester")?;
             h_rev.push((s * &a_i + c).tanh());
             a_rev.push(a_i);
         }
@@ -209,5 +212,192 @@ pub fn permutation(d: i64, reverse: bool, options: (Kind, tch::Device)) -> Tenso
         eye.flip([1])
     } else {
         eye
+    }
+}
+
+/// `{"o_snf": {"length": K, "columns": M}}`: Q has M ≤ D orthonormal columns.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OSnfConfig {
+    #[serde(default = "super::one")]
+    pub length: i64,
+    pub columns: i64,
+}
+
+/// `{"h_snf": {"length": K, "reflections": H}}`: Q is a product of H reflections (M = D).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HSnfConfig {
+    #[serde(default = "super::one")]
+    pub length: i64,
+    pub reflections: i64,
+}
+
+/// `{"t_snf": {"length": K}}`: Q alternates between I and the reversal permutation (M = D).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TSnfConfig {
+    #[serde(default = "super::one")]
+    pub length: i64,
+}
+
+/// How a Sylvester layer gets Q.
+#[derive(Clone, Copy)]
+enum QForm {
+    Orthogonal { columns: i64 },
+    Householder { reflections: i64 },
+    Triangular,
+}
+
+impl QForm {
+    fn kind(self) -> &'static str {
+        match self {
+            QForm::Orthogonal { .. } => "o_snf",
+            QForm::Householder { .. } => "h_snf",
+            QForm::Triangular => "t_snf",
+        }
+    }
+
+    /// M, the width of R₁ and R₂.
+    fn m(self, d: i64) -> i64 {
+        match self {
+            QForm::Orthogonal { columns } => columns,
+            _ => d,
+        }
+    }
+
+    /// Free numbers Q takes per layer.
+    fn q_width(self, d: i64) -> i64 {
+        match self {
+            QForm::Orthogonal { columns } => d * columns,
+            QForm::Householder { reflections } => reflections * d,
+            QForm::Triangular => 0,
+        }
+    }
+}
+
+fn build_sylvester(length: i64, q: QForm, site: &Site) -> anyhow::Result<Box<dyn FlowLayer>> {
+    let d = site.dim;
+    let m = q.m(d);
+    // Free layers start near the identity: small R (diagonal products near 0).
+    let small = uniform(0.01);
+    let mut pieces = vec![
+        Piece::new("r_full", m * m, small),
+        Piece::new("r1_diag", m, small),
+        Piece::new("r2_diag", m, small),
+        Piece::new("b", m, small),
+    ];
+    if q.q_width(d) > 0 {
+        pieces.push(Piece::new(
+            "q",
+            q.q_width(d),
+            uniform(1.0 / (d as f64).sqrt()),
+        ));
+    }
+    let params = LayerParams::new(site.path, length, pieces, site.features);
+    Ok(Box::new(SylvesterLayer { params, q, d }))
+}
+
+fn check_columns(columns: i64, dim: Option<i64>) -> Result<(), String> {
+    match dim {
+        Some(d) if !(1..=d).contains(&columns) => Err(format!(
+            "columns must be in 1..={d} (the dimension), got {columns}"
+        )),
+        None if columns < 1 => Err(format!("columns must be at least 1, got {columns}")),
+        _ => Ok(()),
+    }
+}
+
+impl LayerSpec for OSnfConfig {
+    fn validate(&self, dim: Option<i64>) -> Result<(), String> {
+        check_length(self.length)?;
+        check_columns(self.columns, dim)
+    }
+    fn build(&self, site: &Site) -> anyhow::Result<Box<dyn FlowLayer>> {
+        let q = QForm::Orthogonal {
+            columns: self.columns,
+        };
+        build_sylvester(self.length, q, site)
+    }
+    fn label(&self) -> String {
+        format!("o_snf-k{}-m{}", self.length, self.columns)
+    }
+}
+
+impl LayerSpec for HSnfConfig {
+    fn validate(&self, _dim: Option<i64>) -> Result<(), String> {
+        check_length(self.length)?;
+        if self.reflections < 1 {
+            return Err(format!(
+                "reflections must be at least 1, got {}",
+                self.reflections
+            ));
+        }
+        Ok(())
+    }
+    fn build(&self, site: &Site) -> anyhow::Result<Box<dyn FlowLayer>> {
+        let q = QForm::Householder {
+            reflections: self.reflections,
+        };
+        build_sylvester(self.length, q, site)
+    }
+    fn label(&self) -> String {
+        format!("h_snf-k{}-h{}", self.length, self.reflections)
+    }
+}
+
+impl LayerSpec for TSnfConfig {
+    fn validate(&self, _dim: Option<i64>) -> Result<(), String> {
+        check_length(self.length)
+    }
+    fn build(&self, site: &Site) -> anyhow::Result<Box<dyn FlowLayer>> {
+        build_sylvester(self.length, QForm::Triangular, site)
+    }
+    fn label(&self) -> String {
+        format!("t_snf-k{}", self.length)
+    }
+}
+
+struct SylvesterLayer {
+    params: LayerParams,
+    q: QForm,
+    d: i64,
+}
+
+impl FlowLayer for SylvesterLayer {
+    fn names(&self) -> Vec<String> {
+        numbered(self.q.kind(), self.params.len())
+    }
+
+    fn bijectors(&self, input: &LayerInput) -> anyhow::Result<Vec<Box<dyn Bijector>>> {
+        let v = self.params.values(input)?;
+        let (d, m) = (self.d, self.q.m(self.d));
+        let mut layers: Vec<Box<dyn Bijector>> = Vec::new();
+        for i in 0..self.params.len() {
+            let piece = |j: usize| v[j].select(0, i);
+            // Leading axes of one layer's pieces: none (free) or [rows] (amortized).
+            let full = piece(0);
+            let lead = full.size()[..full.dim() - 1].to_vec();
+            let shaped = |t: Tensor, tail: &[i64]| t.reshape([&lead[..], tail].concat());
+            let (r1, r2) = upper_triangular(&shaped(full, &[m, m]), &piece(1), &piece(2));
+            let q = match self.q {
+                QForm::Orthogonal { columns } => orthogonalize(&shaped(piece(4), &[d, columns]))?,
+                QForm::Householder { reflections } => {
+                    householder(&shaped(piece(4), &[reflections, d]))
+                }
+                QForm::Triangular => {
+                    let p = &v[0];
+                    permutation(d, i % 2 == 1, (p.kind(), p.device()))
+                }
+            };
+            // T-SNF's Q is shared by every row; the rest is per row.
+            let q = match self.q {
+                QForm::Triangular => q,
+                _ => input.rep(q),
+            };
+            let (r1, r2, b) = (input.rep(r1), input.rep(r2), input.rep(piece(3)));
+            layers.push(Box::new(SylvesterFlow::new(q, r1, r2, b)));
+        }
+        Ok(layers)
     }
 }

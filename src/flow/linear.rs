@@ -9,10 +9,11 @@
 //!
 //! Both start from the same random rotation, so at initialization they are the same map.
 //!
-//! ActNorm (§3.1) is the elementwise [`Affine`](super::elementwise::Affine) map with a
-//! data-dependent initialization; see `nn::flow_params`.
-use super::{expect_dim, Bijector, FlowResult};
-use tch::Tensor;
+//! Config: `{"linear": {"lu": true}}`. ActNorm is in [`super::actnorm`].
+use super::{FlowLayer, LayerInput, LayerSpec, Site};
+use crate::bijector::{expect_dim, Bijector, FlowResult};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
 
 /// How the weight is given.
 /// Glow's LU form: P fixed, `lower`/`upper` masked to their strict triangles here, s = sign_s ⊙
@@ -133,5 +134,74 @@ impl Bijector for InvertibleLinear {
 
     fn layers(&self) -> Vec<&dyn Bijector> {
         vec![self]
+    }
+}
+
+/// A random rotation (QR of a Gaussian matrix), as a plain matrix or in Glow's LU form.
+pub fn build_linear(q: &nn::Path, dim: i64, lu: bool) -> LinearWeight {
+    let (rot, _) = Tensor::linalg_qr(
+        &Tensor::randn([dim, dim], (tch::Kind::Float, tch::Device::Cpu)),
+        "reduced",
+    );
+    let rot = rot.to_device(q.device());
+    if !lu {
+        return LinearWeight::Plain(q.var_copy("weight", &rot));
+    }
+    let (p, l, u) = Tensor::linalg_lu(&rot, true);
+    let s = u.diagonal(0, 0, 1);
+    let fixed = |name: &str, t: &Tensor| {
+        let mut v = q.zeros_no_train(name, &t.size());
+        tch::no_grad(|| v.copy_(t));
+        v
+    };
+    LinearWeight::Lu(LuWeight {
+        p: fixed("p", &p),
+        lower: q.var_copy("lower", &l.tril(-1)),
+        upper: q.var_copy("upper", &u.triu(1)),
+        log_s: q.var_copy("log_s", &s.abs().log()),
+        sign_s: fixed("sign_s", &s.sign()),
+    })
+}
+
+pub(crate) fn yes() -> bool {
+    true
+}
+
+/// Glow's invertible 1×1 convolution for vectors: LU-parameterized (`"lu": true`, O(D) log-det)
+/// or a plain matrix; initialized to a random rotation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LinearConfig {
+    #[serde(default = "yes")]
+    pub lu: bool,
+}
+
+impl LayerSpec for LinearConfig {
+    fn build(&self, site: &Site) -> anyhow::Result<Box<dyn FlowLayer>> {
+        Ok(Box::new(LinearLayer {
+            weight: build_linear(site.path, site.dim, self.lu),
+            lu: self.lu,
+        }))
+    }
+
+    fn label(&self) -> String {
+        if self.lu { "linear_lu" } else { "linear" }.into()
+    }
+}
+
+struct LinearLayer {
+    weight: LinearWeight,
+    lu: bool,
+}
+
+impl FlowLayer for LinearLayer {
+    fn names(&self) -> Vec<String> {
+        vec![if self.lu { "linear_lu" } else { "linear" }.into()]
+    }
+
+    fn bijectors(&self, _input: &LayerInput) -> anyhow::Result<Vec<Box<dyn Bijector>>> {
+        Ok(vec![Box::new(InvertibleLinear::new(
+            self.weight.shallow_clone(),
+        ))])
     }
 }

@@ -1,4 +1,4 @@
-//! Parameters of a multi-scale image flow ([`crate::bijector::multiscale`]) built from config:
+//! Parameters of a multi-scale image flow ([`crate::flow::multiscale`]) built from config:
 //!
 //! - `glow` (Kingma & Dhariwal 2018, Fig. 2): per level, squeeze then K steps of ActNorm,
 //!   invertible 1×1 convolution (LU or plain) and affine coupling with a channel mask;
@@ -7,14 +7,17 @@
 //!
 //! Every level but the last factors out half of its channels through a learned conditional prior;
 //! the top has a learned per-channel Gaussian. Coupling networks are [`ConvNet`]s.
-use super::convnet::ConvNet;
-use super::flow_params::{build_linear, yes};
-use crate::bijector::coupling::{Coupling, CouplingLaw};
+use super::actnorm::ActNorm;
+use super::linear::{build_linear, yes};
+use super::{FlowLayer, LayerInput, LayerSpec, Site};
 use crate::bijector::elementwise::Affine;
-use crate::bijector::image::{channel_mask, checkerboard_mask, PerPixel, Squeeze};
-use crate::bijector::linear::{InvertibleLinear, LinearWeight};
-use crate::bijector::multiscale::{Level, MultiScale, SplitPrior};
+use crate::bijector::law::Law;
 use crate::bijector::{Bijector, Chain, Invert};
+use crate::flow::coupling::Coupling;
+use crate::flow::image::{channel_mask, checkerboard_mask, PerPixel, Squeeze};
+use crate::flow::linear::{InvertibleLinear, LinearWeight};
+use crate::flow::multiscale::{Level, MultiScale, SplitPrior};
+use crate::nn::convnet::ConvNet;
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
@@ -48,7 +51,7 @@ pub struct MultiScaleConfig {
     /// The couplings' elementwise law: affine (the papers'), additive (Glow's ablation) or a
     /// rational-quadratic spline (Durkan et al. 2019 use it in a Glow-like architecture).
     #[serde(default)]
-    pub law: CouplingLaw,
+    pub law: Law,
     /// `[C, H, W]` of the flat rows (default: one square channel).
     #[serde(default)]
     pub shape: Option<[i64; 3]>,
@@ -66,16 +69,12 @@ fn sixty_four() -> i64 {
 
 enum Step {
     Squeeze,
-    ActNorm {
-        shift: Tensor,
-        log_scale: Tensor,
-        initialized: Tensor,
-    },
+    ActNorm(ActNorm),
     InvConv(LinearWeight),
     Coupling {
         mask: Tensor,
         net: ConvNet,
-        law: CouplingLaw,
+        law: Law,
     },
 }
 
@@ -151,11 +150,7 @@ impl MultiScaleParams {
                     st.push(Step::Squeeze);
                     for s in 0..steps {
                         let a = &q / format!("actnorm{s}");
-                        st.push(Step::ActNorm {
-                            shift: a.zeros("shift", &[cur[0]]),
-                            log_scale: a.zeros("log_scale", &[cur[0]]),
-                            initialized: a.zeros_no_train("initialized", &[1]),
-                        });
+                        st.push(Step::ActNorm(ActNorm::new(&a, cur[0])));
                         st.push(Step::InvConv(build_linear(
                             &(&q / format!("invconv{s}")),
                             cur[0],
@@ -227,12 +222,7 @@ impl MultiScaleParams {
         match step {
             // Density direction squeezes: the forward (sampling) direction un-squeezes.
             Step::Squeeze => Box::new(Invert(Box::new(Squeeze))),
-            Step::ActNorm {
-                shift, log_scale, ..
-            } => Box::new(PerPixel(Box::new(Affine::new(
-                shift.shallow_clone(),
-                log_scale.shallow_clone(),
-            )))),
+            Step::ActNorm(a) => Box::new(PerPixel(Box::new(a.affine()))),
             Step::InvConv(w) => {
                 Box::new(PerPixel(Box::new(InvertibleLinear::new(w.shallow_clone()))))
             }
@@ -258,28 +248,8 @@ impl MultiScaleParams {
             let mut y = x.reshape([x.size()[0], c, h, w]);
             for level in &self.levels {
                 for step in &level.steps {
-                    if let Step::ActNorm {
-                        shift,
-                        log_scale,
-                        initialized,
-                    } = step
-                    {
-                        if initialized.double_value(&[0]) == 0.0 {
-                            let dims = [0i64, 2, 3];
-                            let (mut s, mut l, mut i) = (
-                                shift.shallow_clone(),
-                                log_scale.shallow_clone(),
-                                initialized.shallow_clone(),
-                            );
-                            s.copy_(&y.mean_dim(dims.as_slice(), false, Kind::Float));
-                            l.copy_(
-                                &y.std_dim(dims.as_slice(), false, false)
-                                    .clamp_min(1e-6)
-                                    .log(),
-                            );
-                            let _ = i.fill_(1.0);
-                            done += 1;
-                        }
+                    if let Step::ActNorm(a) = step {
+                        done += usize::from(a.init_from(&y, &[0, 2, 3]));
                     }
                     y = Self::step_bijector(step).inverse(&y, None)?.0;
                 }
@@ -301,11 +271,71 @@ impl MultiScaleParams {
             .iter()
             .flat_map(|l| l.steps.iter())
             .filter_map(|s| match s {
-                Step::ActNorm {
-                    shift, log_scale, ..
-                } => Some((shift.shallow_clone(), log_scale.shallow_clone())),
+                Step::ActNorm(a) => Some(a.values()),
                 _ => None,
             })
             .collect()
+    }
+}
+
+impl LayerSpec for MultiScaleConfig {
+    fn validate(&self, dim: Option<i64>) -> Result<(), String> {
+        if self.levels < 1 || self.steps < 1 || self.hidden < 1 {
+            return Err("multiscale: levels, steps and hidden must be at least 1".into());
+        }
+        self.law
+            .validate()
+            .map_err(|e| format!("multiscale: {e}"))?;
+        match dim {
+            Some(d) => self.image_shape(d).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    fn build(&self, site: &Site) -> Result<Box<dyn FlowLayer>> {
+        ensure!(
+            site.features.is_none(),
+            "multiscale image flows cannot be part of a VAE posterior"
+        );
+        let shape = self.image_shape(site.dim).map_err(anyhow::Error::msg)?;
+        Ok(Box::new(MultiScaleParams::build(site.path, shape, self)?))
+    }
+
+    fn label(&self) -> String {
+        format!("multiscale-{:?}", self.kind).to_lowercase()
+    }
+}
+
+impl MultiScaleConfig {
+    /// `[C, H, W]` of rows of `dim` values: `shape`, or one square channel.
+    fn image_shape(&self, dim: i64) -> Result<[i64; 3], String> {
+        let shape = match self.shape {
+            Some(s) => s,
+            None => {
+                let side = (dim as f64).sqrt().round() as i64;
+                if side * side != dim {
+                    return Err(format!("multiscale needs images; {dim} values per row are not a square single-channel image (set `shape`: [C, H, W])"));
+                }
+                [1, side, side]
+            }
+        };
+        if shape.iter().product::<i64>() != dim {
+            return Err(format!("multiscale shape {shape:?} does not hold the data's {dim} values per row (images of the wrong size?)"));
+        }
+        Ok(shape)
+    }
+}
+
+impl FlowLayer for MultiScaleParams {
+    fn names(&self) -> Vec<String> {
+        vec!["multiscale".into()]
+    }
+
+    fn bijectors(&self, _input: &LayerInput) -> Result<Vec<Box<dyn Bijector>>> {
+        Ok(vec![Box::new(self.bijector())])
+    }
+
+    fn data_init(&self, y: &Tensor) -> Result<usize> {
+        MultiScaleParams::data_init(self, y)
     }
 }

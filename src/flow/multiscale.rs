@@ -8,8 +8,8 @@
 //! affine bijector conditioned on the kept half, so the base stays N(0, I). The last level's
 //! output passes a learned per-channel affine map (the top prior). The base vector is the
 //! concatenation of every ε_l and the top, flattened. ln|det| sums every level's.
-use super::coupling::Conditioner;
-use super::{Bijector, Chain, FlowError, FlowResult};
+use crate::bijector::conditioner::Conditioner;
+use crate::bijector::{Bijector, Chain, FlowError, FlowResult};
 use tch::Tensor;
 
 /// z = ε ⊙ exp(ln σ(h)) + μ(h) with (μ, ln σ) = NN(h), h the kept half (passed as context).
@@ -37,12 +37,15 @@ impl SplitPrior {
 impl Bijector for SplitPrior {
     fn forward(&self, eps: &Tensor, h: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
         let (mu, ls) = self.params(h)?;
-        Ok((eps * ls.exp() + mu, super::sum_except_batch(&ls)))
+        Ok((eps * ls.exp() + mu, crate::bijector::sum_except_batch(&ls)))
     }
 
     fn inverse(&self, z: &Tensor, h: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
         let (mu, ls) = self.params(h)?;
-        Ok(((z - mu) * (-&ls).exp(), -super::sum_except_batch(&ls)))
+        Ok((
+            (z - mu) * (-&ls).exp(),
+            -crate::bijector::sum_except_batch(&ls),
+        ))
     }
 
     fn name(&self) -> String {
@@ -113,7 +116,7 @@ impl MultiScale {
     /// Data → base, keeping the unflattened pieces.
     fn density(&self, x: &Tensor) -> FlowResult<(Tensor, Vec<Tensor>)> {
         let [c, h, w] = self.shape;
-        super::expect_dim(x, c * h * w, "multiscale")?;
+        crate::bijector::expect_dim(x, c * h * w, "multiscale")?;
         let b = x.size()[0];
         let mut h = x.reshape([b, c, h, w]);
         let mut ld = Tensor::zeros([b], (x.kind(), x.device()));
@@ -140,7 +143,7 @@ impl MultiScale {
 impl Bijector for MultiScale {
     fn forward(&self, u: &Tensor, _c: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
         let sizes: Vec<i64> = self.pieces.iter().map(|p| p.iter().product()).collect();
-        super::expect_dim(u, sizes.iter().sum(), "multiscale")?;
+        crate::bijector::expect_dim(u, sizes.iter().sum(), "multiscale")?;
         let b = u.size()[0];
         let parts = u.split_with_sizes(&sizes, 1);
         let shaped = |i: usize| parts[i].reshape([&[b][..], &self.pieces[i][..]].concat());

@@ -7,8 +7,10 @@
 //! statistics. In training the statistics depend on the whole batch, so per-sample Jacobians do
 //! not exist (the log-det above is the one RealNVP and MAF use); in evaluation the layer is an
 //! elementwise affine map and passes the three checks.
-use super::{expect_dim, Bijector, FlowResult};
-use tch::{Kind, Tensor};
+use super::{FlowLayer, LayerInput, LayerSpec, Site};
+use crate::bijector::{expect_dim, Bijector, FlowResult};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, Tensor};
 
 pub const EPS: f64 = 1e-5;
 
@@ -100,5 +102,93 @@ impl Bijector for BatchNorm {
 
     fn layers(&self) -> Vec<&dyn Bijector> {
         vec![self]
+    }
+}
+
+/// The learnable scale and shift and the running statistics of one batch-normalization layer.
+pub struct BatchNormParams {
+    log_gamma: Tensor,
+    beta: Tensor,
+    running_mean: Tensor,
+    running_var: Tensor,
+    momentum: f64,
+}
+
+impl BatchNormParams {
+    /// The identity at the start: γ = 1, β = 0, running mean 0 and variance 1.
+    pub fn new(q: &nn::Path, dim: i64, momentum: f64) -> Self {
+        BatchNormParams {
+            log_gamma: q.var("log_gamma", &[dim], nn::Init::Const(0.0)),
+            beta: q.var("beta", &[dim], nn::Init::Const(0.0)),
+            running_mean: q.zeros_no_train("running_mean", &[dim]),
+            running_var: q.ones_no_train("running_var", &[dim]),
+            momentum,
+        }
+    }
+
+    pub fn bijector(&self, training: bool) -> BatchNorm {
+        BatchNorm::new(
+            self.log_gamma.shallow_clone(),
+            self.beta.shallow_clone(),
+            self.running_mean.shallow_clone(),
+            self.running_var.shallow_clone(),
+            self.momentum,
+            training,
+        )
+    }
+}
+
+fn default_momentum() -> f64 {
+    0.1
+}
+
+/// `{"batchnorm": {"momentum": 0.1}}`: batch statistics while training, running averages
+/// (updated with `momentum`) otherwise. Density models only.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchNormConfig {
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+}
+
+impl LayerSpec for BatchNormConfig {
+    fn validate(&self, _dim: Option<i64>) -> Result<(), String> {
+        let m = self.momentum;
+        if !(m > 0.0 && m <= 1.0) {
+            return Err(format!("batchnorm momentum must be in (0, 1], got {m}"));
+        }
+        Ok(())
+    }
+
+    fn build(&self, site: &Site) -> anyhow::Result<Box<dyn FlowLayer>> {
+        anyhow::ensure!(
+            site.features.is_none(),
+            "batchnorm needs data batches; it cannot be part of a VAE posterior"
+        );
+        Ok(Box::new(BatchNormLayer(BatchNormParams::new(
+            site.path,
+            site.dim,
+            self.momentum,
+        ))))
+    }
+
+    fn label(&self) -> String {
+        "batchnorm".into()
+    }
+}
+
+struct BatchNormLayer(BatchNormParams);
+
+impl FlowLayer for BatchNormLayer {
+    fn names(&self) -> Vec<String> {
+        vec!["batchnorm".into()]
+    }
+
+    fn bijectors(&self, input: &LayerInput) -> anyhow::Result<Vec<Box<dyn Bijector>>> {
+        Ok(vec![Box::new(self.0.bijector(input.training))])
+    }
+
+    fn has_batch_statistics(&self) -> bool {
+        true
     }
 }
