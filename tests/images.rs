@@ -27,7 +27,10 @@ fn flat(shape: [i64; 3], b: Box<dyn Bijector>) -> Chain {
 fn randomize(vs: &mut nn::VarStore, scale: f64) {
     vs.double();
     tch::no_grad(|| {
-        for (name, mut v) in vs.variables() {
+        // A fixed order (the var store's map has none): the same weights every run.
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, mut v) in vars {
             if !name.ends_with("initialized") && !name.contains("sign_s") && !name.ends_with(".p") {
                 v.copy_(&(&v + Tensor::randn(v.size(), F64) * scale));
             }
@@ -47,6 +50,7 @@ fn assert_exact(b: &dyn Bijector, x: &Tensor, what: &str) {
 
 #[test]
 fn squeeze_is_a_permutation_with_the_right_shapes() {
+    let _rng = common::rng_lock();
     let x = Tensor::arange(2 * 3 * 4 * 6, (Kind::Float, Device::Cpu)).reshape([2, 3, 4, 6]);
     let (y, ld) = Squeeze.forward(&x, None).unwrap();
     assert_eq!(y.size(), vec![2, 12, 2, 3]);
@@ -64,6 +68,7 @@ fn squeeze_is_a_permutation_with_the_right_shapes() {
 
 #[test]
 fn per_pixel_linear_and_conv_couplings_are_exact() {
+    let _rng = common::rng_lock();
     tch::manual_seed(0);
     let shape = [4, 2, 2];
     let x = Tensor::randn([6, 16], F64);
@@ -108,6 +113,7 @@ fn config(kind: MultiScaleKind, levels: i64, steps: i64, law: Law) -> MultiScale
 
 #[test]
 fn glow_and_realnvp_multiscale_flows_are_exact_and_lay_out_the_base() {
+    let _rng = common::rng_lock();
     tch::manual_seed(1);
     let spline = Law::Spline {
         bins: 4,
@@ -148,6 +154,7 @@ fn glow_and_realnvp_multiscale_flows_are_exact_and_lay_out_the_base() {
 
 #[test]
 fn actnorm_initialization_standardizes_each_channel_of_the_first_batch() {
+    let _rng = common::rng_lock();
     tch::manual_seed(2);
     let vs = nn::VarStore::new(Device::Cpu);
     let params = MultiScaleParams::build(
@@ -184,6 +191,7 @@ fn actnorm_initialization_standardizes_each_channel_of_the_first_batch() {
 
 #[test]
 fn a_small_glow_on_mnist_learns_and_reports_bits_per_dim() {
+    let _rng = common::rng_lock();
     let dir = scratch("glow-mnist");
     let cfg = r#"{ "name": "glow",
   "model": { "density": { "data": { "mnist": { "images": { "binarize": "none", "max_train": 256, "max_eval": 64 } } },
@@ -227,6 +235,7 @@ fn a_small_glow_on_mnist_learns_and_reports_bits_per_dim() {
 
 #[test]
 fn image_layers_on_a_two_pixel_image_integrate_to_one() {
+    let _rng = common::rng_lock();
     use flowlab::bijector::checks::density_integral;
     use flowlab::grid::Grid2d;
     tch::manual_seed(3);

@@ -43,7 +43,10 @@ fn posterior(cfg: &PosteriorConfig, seed: i64) -> (nn::VarStore, Posterior) {
     .unwrap();
     vs.double();
     tch::no_grad(|| {
-        for (_, mut v) in vs.variables() {
+        // A fixed order (the var store's map has none): the same weights every run.
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, mut v) in vars {
             v.copy_(&(Tensor::randn(v.size(), F64) * 0.3));
         }
     });
@@ -52,6 +55,7 @@ fn posterior(cfg: &PosteriorConfig, seed: i64) -> (nn::VarStore, Posterior) {
 
 #[test]
 fn every_amortized_flow_has_exact_per_sample_log_det_and_inverse() {
+    let _rng = common::rng_lock();
     for cfg in configs() {
         let (_vs, post) = posterior(&cfg, 1);
         let h = Tensor::randn([12, 16], F64) * 2.0;
@@ -79,6 +83,7 @@ fn every_amortized_flow_has_exact_per_sample_log_det_and_inverse() {
 
 #[test]
 fn posterior_samples_carry_consistent_log_densities() {
+    let _rng = common::rng_lock();
     // Several rows (parameters repeated per sample) and one row (parameters broadcast).
     for (cfg, rows) in configs().into_iter().flat_map(|c| [(c.clone(), 4), (c, 1)]) {
         let (_vs, post) = posterior(&cfg, 2);
@@ -106,6 +111,7 @@ fn posterior_samples_carry_consistent_log_densities() {
 
 #[test]
 fn constraints_hold_for_random_encoder_outputs() {
+    let _rng = common::rng_lock();
     tch::manual_seed(3);
     // Planar: wᵀû ≥ −1 for any (u, w), including wᵀu ≪ −1, per sample.
     let u = Tensor::randn([256, 5], F64) * 10.0;
@@ -141,6 +147,7 @@ fn constraints_hold_for_random_encoder_outputs() {
 
 #[test]
 fn orthogonalized_and_householder_q_are_orthogonal() {
+    let _rng = common::rng_lock();
     tch::manual_seed(4);
     for kind in [Kind::Float, Kind::Double] {
         let q = orthogonalize(&Tensor::randn([64, 32, 16], (kind, Device::Cpu))).unwrap();
@@ -166,6 +173,7 @@ fn orthogonalized_and_householder_q_are_orthogonal() {
 /// The three checks on 2-D Sylvester and gated IAF layers with free parameters.
 #[test]
 fn sylvester_and_gated_iaf_pass_the_three_checks() {
+    let _rng = common::rng_lock();
     // Fixed parameters: tests share libtorch's generator across threads.
     let fixed = |v: &[f64], shape: &[i64]| Tensor::from_slice(v).reshape(shape);
     let (r1, r2) = upper_triangular(
@@ -227,6 +235,7 @@ fn sylvester_and_gated_iaf_pass_the_three_checks() {
 
 #[test]
 fn analytic_kl_matches_monte_carlo() {
+    let _rng = common::rng_lock();
     tch::manual_seed(6);
     let mean = Tensor::randn([3, 4], F64);
     let log_var = Tensor::randn([3, 4], F64) * 0.5;

@@ -37,11 +37,12 @@ pub fn run(args: CheckArgs) -> Result<()> {
         flowlab::experiment::build_model(&cfg.model, Device::Cpu)?
     };
     model.var_store_mut().double();
-    let Some((chain, names)) = model.flow() else {
-        bail!("this model has no flow to check")
+    let Some(view) = model.flow_view() else {
+        bail!("this model has no flow to check (flow_fit and density models do)")
     };
+    let (chain, names) = view.flow();
     tch::manual_seed(0);
-    let dim = model.data_dim();
+    let dim = view.data_dim();
     let x = tch::Tensor::randn([args.samples, dim], (Kind::Double, Device::Cpu));
     println!(
         "{:<22} {:>14} {:>14} {:>14} {:>12}  result",

@@ -5,7 +5,7 @@ use anyhow::{ensure, Context, Result};
 use clap::Args;
 use flowlab::experiment::config::ModelConfig;
 use flowlab::experiment::rundir::{self, RunDir};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct CompareArgs {
@@ -17,8 +17,11 @@ pub struct CompareArgs {
     csv: PathBuf,
 }
 
-/// Metric columns: header, metrics.json key, negate, decimals. A column is shown when any run has it.
-const METRICS: [(&str, &str, bool, usize); 11] = [
+/// A metric column: header, metrics.json key, negate, decimals.
+type Metric = (&'static str, &'static str, bool, usize);
+
+/// Metric columns. A column is shown when any run has it.
+const METRICS: [Metric; 11] = [
     ("test -ELBO", "test_elbo", true, 2),
     ("test NLL", "test_nll", false, 3),
     ("S", "importance_samples", false, 0),
@@ -69,27 +72,11 @@ fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
 }
 
 pub fn run(args: CompareArgs) -> Result<()> {
-    let mut runs = Vec::new();
-    for run in &args.runs {
-        let dir = RunDir::open(run)?;
-        let mut cfg = dir.read_config()?;
-        let path = run.join("metrics.json");
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!("{}: no metrics.json (is the run finished?)", run.display())
-        })?;
-        let metrics: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not valid JSON", path.display()))?;
-        let name = cfg.name.clone();
-        let describe = describe(&cfg.model);
-        cfg.name = String::new();
-        cfg.train.seed = 0;
-        runs.push(Run {
-            name,
-            describe,
-            metrics,
-            setting: cfg.to_pretty_json(),
-        });
-    }
+    let runs = args
+        .runs
+        .iter()
+        .map(|r| load(r))
+        .collect::<Result<Vec<_>>>()?;
     ensure!(!runs.is_empty(), "no runs to compare");
     let shown: Vec<_> = METRICS
         .iter()
@@ -120,52 +107,77 @@ pub fn run(args: CompareArgs) -> Result<()> {
     }
     rundir::write_atomic(&args.csv, csv.as_bytes())?;
     eprintln!("wrote {}", args.csv.display());
+    seed_table(&runs, &shown);
+    Ok(())
+}
 
-    // Settings run with several seeds: mean ± std (sample standard deviation) over seeds.
+/// A finished run folder, its setting being its config without name and seed.
+fn load(run: &Path) -> Result<Run> {
+    let dir = RunDir::open(run)?;
+    let mut cfg = dir.read_config()?;
+    let path = run.join("metrics.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: no metrics.json (is the run finished?)", run.display()))?;
+    let metrics: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", path.display()))?;
+    let name = cfg.name.clone();
+    let describe = describe(&cfg.model);
+    cfg.name = String::new();
+    cfg.train.seed = 0;
+    Ok(Run {
+        name,
+        describe,
+        metrics,
+        setting: cfg.to_pretty_json(),
+    })
+}
+
+/// Settings run with several seeds: mean ± std (sample standard deviation) over seeds.
+fn seed_table(runs: &[Run], shown: &[&Metric]) {
     let mut groups: Vec<(String, Vec<&Run>)> = Vec::new();
-    for r in &runs {
+    for r in runs {
         match groups.iter_mut().find(|(s, _)| *s == r.setting) {
             Some((_, g)) => g.push(r),
             None => groups.push((r.setting.clone(), vec![r])),
         }
     }
-    if groups.iter().any(|(_, g)| g.len() > 1) {
-        let stats: Vec<_> = shown
-            .iter()
-            .filter(|(_, k, ..)| !["steps", "importance_samples"].contains(k))
-            .collect();
-        let mut header: Vec<String> = vec!["setting (first run)".into(), "seeds".into()];
-        header.extend(stats.iter().map(|(h, ..)| h.to_string()));
-        let rows: Vec<Vec<String>> = groups
-            .iter()
-            .map(|(_, g)| {
-                let mut row = vec![g[0].name.clone(), g.len().to_string()];
-                for (_, k, neg, d) in &stats {
-                    let v: Vec<f64> = g
-                        .iter()
-                        .filter_map(|r| value(&r.metrics, k, *neg))
-                        .collect();
-                    row.push(if v.is_empty() {
-                        "-".into()
-                    } else {
-                        let mean = v.iter().sum::<f64>() / v.len() as f64;
-                        let sd = if v.len() > 1 {
-                            (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
-                                / (v.len() - 1) as f64)
-                                .sqrt()
-                        } else {
-                            0.0
-                        };
-                        format!("{mean:.*} ± {sd:.*}", d, d)
-                    });
-                }
-                row
-            })
-            .collect();
-        println!(
-            "\nmean ± std over seeds (runs whose configs differ only in name and train.seed):\n"
-        );
-        print!("{}", markdown(&header, &rows));
+    if !groups.iter().any(|(_, g)| g.len() > 1) {
+        return;
     }
-    Ok(())
+    let stats: Vec<_> = shown
+        .iter()
+        .filter(|(_, k, ..)| !["steps", "importance_samples"].contains(k))
+        .collect();
+    let mut header: Vec<String> = vec!["setting (first run)".into(), "seeds".into()];
+    header.extend(stats.iter().map(|(h, ..)| h.to_string()));
+    let rows: Vec<Vec<String>> = groups
+        .iter()
+        .map(|(_, g)| {
+            let mut row = vec![g[0].name.clone(), g.len().to_string()];
+            for (_, k, neg, d) in &stats {
+                let v: Vec<f64> = g
+                    .iter()
+                    .filter_map(|r| value(&r.metrics, k, *neg))
+                    .collect();
+                row.push(mean_sd(&v, *d));
+            }
+            row
+        })
+        .collect();
+    println!("\nmean ± std over seeds (runs whose configs differ only in name and train.seed):\n");
+    print!("{}", markdown(&header, &rows));
+}
+
+/// `mean ± sd` with `d` decimals (sample standard deviation), `-` for no values.
+fn mean_sd(v: &[f64], d: usize) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let sd = if v.len() > 1 {
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    format!("{mean:.*} ± {sd:.*}", d, d)
 }

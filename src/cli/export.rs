@@ -4,7 +4,7 @@
 //! from the run folders. The notebook is generated, never edited by hand: rerun the command.
 use anyhow::{ensure, Context, Result};
 use clap::Args;
-use flowlab::experiment::config::ModelConfig;
+use flowlab::experiment::config::{ExperimentConfig, ModelConfig};
 use flowlab::experiment::rundir::{self, RunDir};
 use flowlab::plot;
 use serde_json::{json, Value};
@@ -117,6 +117,9 @@ fn curves(run: &Path) -> Result<Vec<Curve>> {
     Ok(out)
 }
 
+/// A finished run: its folder, config and metrics.
+type Loaded = (PathBuf, ExperimentConfig, Value);
+
 pub fn run(args: ExportArgs) -> Result<()> {
     ensure!(
         args.out.extension().is_some_and(|e| e == "ipynb"),
@@ -136,7 +139,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         args.runs.len(),
         args.runs.iter().map(|r| format!("`{}`", r.display())).collect::<Vec<_>>().join(", ")
     ))];
-    let mut loaded = Vec::new();
+    let mut loaded: Vec<Loaded> = Vec::new();
     for run in &args.runs {
         let dir = RunDir::open(run)?;
         let cfg = dir.read_config()?;
@@ -157,89 +160,9 @@ pub fn run(args: ExportArgs) -> Result<()> {
             cells.push(markdown(equations(&cfg.model)));
         }
     }
-    let paths: Vec<String> = args
-        .runs
-        .iter()
-        .map(|r| format!("{:?}", r.display().to_string()))
-        .collect();
-    let mut table = String::from("run");
-    let keys = [
-        "test_elbo",
-        "test_nll",
-        "kl",
-        "test_imputation_error",
-        "test_mean_mode_error",
-        "test_recon",
-        "steps_per_sec",
-    ];
-    for k in keys {
-        table += &format!(" | {k}");
-    }
-    table += "\n";
-    for (_, cfg, m) in &loaded {
-        table += &cfg.name;
-        for k in keys {
-            table += &m
-                .get(k)
-                .and_then(Value::as_f64)
-                .map(|v| format!(" | {v:.4}"))
-                .unwrap_or_else(|| " | -".into());
-        }
-        table += "\n";
-    }
-    cells.push(markdown("## Final metrics\n\nThe cell below reloads them from the run folders (paths relative to where the notebook was exported).\n"));
-    cells.push(code(
-        &format!("import json, pathlib\nruns = [{}]\nfor r in runs:\n    m = json.loads((pathlib.Path(r) / 'metrics.json').read_text())\n    print(pathlib.Path(r).name, {{k: round(v, 4) for k, v in m.items() if isinstance(v, float)}})", paths.join(", ")),
-        vec![json!({"output_type": "stream", "name": "stdout", "text": lines(&table)})],
-    ));
-    for (run, cfg, metrics) in &loaded {
-        cells.push(markdown(&format!(
-            "## Run `{}`\n\nConfig:\n\n```json\n{}\n```\n\nMetrics:\n\n```json\n{}\n```\n",
-            cfg.name,
-            cfg.to_pretty_json(),
-            serde_json::to_string_pretty(metrics)?
-        )));
-        let mut outputs = Vec::new();
-        for (tag, series) in curves(run)? {
-            let img = plot::curves::curves_figure(&[series], 700, 300)?;
-            outputs.push(png_output(&plot::png_bytes(&img)?, &tag));
-        }
-        if !outputs.is_empty() {
-            cells.push(markdown("Curves (in order): train/loss, train/elbo, train/kl, train/log_det, train/nll and val/* where logged; the full set is in TensorBoard and scalars.csv.\n"));
-            cells.push(code(
-                &format!(
-                    "# curves of {} (rendered by flowlab from scalars.csv)",
-                    cfg.name
-                ),
-                outputs,
-            ));
-        }
-        let mut figs: Vec<PathBuf> = std::fs::read_dir(run.join("figures"))
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        figs.sort();
-        let figs: Vec<Value> = figs
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "png"))
-            .filter(|p| {
-                let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-                args.figures
-                    .as_ref()
-                    .is_none_or(|f| f.split(',').any(|w| w.trim() == stem))
-            })
-            .filter_map(|p| {
-                Some(png_output(
-                    &std::fs::read(p).ok()?,
-                    &p.file_name()?.to_string_lossy(),
-                ))
-            })
-            .collect();
-        if !figs.is_empty() {
-            cells.push(code(
-                &format!("# figures of {} (figures/*.png)", cfg.name),
-                figs,
-            ));
-        }
+    cells.extend(metrics_cells(&args.runs, &loaded));
+    for run in &loaded {
+        cells.extend(run_cells(run, args.figures.as_deref())?);
     }
     let nb = json!({
         "cells": cells,
@@ -253,4 +176,94 @@ pub fn run(args: ExportArgs) -> Result<()> {
     rundir::write_atomic(&args.out, serde_json::to_string_pretty(&nb)?.as_bytes())?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// The final-metrics table and the cell that reloads it from the run folders.
+fn metrics_cells(runs: &[PathBuf], loaded: &[Loaded]) -> Vec<Value> {
+    let paths: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{:?}", r.display().to_string()))
+        .collect();
+    let keys = [
+        "test_elbo",
+        "test_nll",
+        "kl",
+        "test_imputation_error",
+        "test_mean_mode_error",
+        "test_recon",
+        "steps_per_sec",
+    ];
+    let mut table = String::from("run");
+    for k in keys {
+        table += &format!(" | {k}");
+    }
+    table += "\n";
+    for (_, cfg, m) in loaded {
+        table += &cfg.name;
+        for k in keys {
+            table += &m
+                .get(k)
+                .and_then(Value::as_f64)
+                .map(|v| format!(" | {v:.4}"))
+                .unwrap_or_else(|| " | -".into());
+        }
+        table += "\n";
+    }
+    vec![
+        markdown("## Final metrics\n\nThe cell below reloads them from the run folders (paths relative to where the notebook was exported).\n"),
+        code(
+            &format!("import json, pathlib\nruns = [{}]\nfor r in runs:\n    m = json.loads((pathlib.Path(r) / 'metrics.json').read_text())\n    print(pathlib.Path(r).name, {{k: round(v, 4) for k, v in m.items() if isinstance(v, float)}})", paths.join(", ")),
+            vec![json!({"output_type": "stream", "name": "stdout", "text": lines(&table)})],
+        ),
+    ]
+}
+
+/// One run's section: config, metrics, curves and (the chosen) figures.
+fn run_cells((run, cfg, metrics): &Loaded, figures: Option<&str>) -> Result<Vec<Value>> {
+    let mut cells = vec![markdown(&format!(
+        "## Run `{}`\n\nConfig:\n\n```json\n{}\n```\n\nMetrics:\n\n```json\n{}\n```\n",
+        cfg.name,
+        cfg.to_pretty_json(),
+        serde_json::to_string_pretty(metrics)?
+    ))];
+    let mut outputs = Vec::new();
+    for (tag, series) in curves(run)? {
+        let img = plot::curves::curves_figure(&[series], 700, 300)?;
+        outputs.push(png_output(&plot::png_bytes(&img)?, &tag));
+    }
+    if !outputs.is_empty() {
+        cells.push(markdown("Curves (in order): train/loss, train/elbo, train/kl, train/log_det, train/nll and val/* where logged; the full set is in TensorBoard and scalars.csv.\n"));
+        cells.push(code(
+            &format!(
+                "# curves of {} (rendered by flowlab from scalars.csv)",
+                cfg.name
+            ),
+            outputs,
+        ));
+    }
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(run.join("figures"))
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    paths.sort();
+    let figs: Vec<Value> = paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .filter(|p| {
+            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            figures.is_none_or(|f| f.split(',').any(|w| w.trim() == stem))
+        })
+        .filter_map(|p| {
+            Some(png_output(
+                &std::fs::read(p).ok()?,
+                &p.file_name()?.to_string_lossy(),
+            ))
+        })
+        .collect();
+    if !figs.is_empty() {
+        cells.push(code(
+            &format!("# figures of {} (figures/*.png)", cfg.name),
+            figs,
+        ));
+    }
+    Ok(cells)
 }

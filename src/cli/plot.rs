@@ -10,7 +10,7 @@ use flowlab::flow::planar::PlanarFlow;
 use flowlab::flow::radial::RadialFlow;
 use flowlab::plot;
 use flowlab::target::Target;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 #[derive(Subcommand)]
@@ -201,67 +201,82 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
             dims,
             range,
             steps,
-        } => {
-            let dir = RunDir::open(&run_dir)?;
-            let mut cfg = dir.read_config()?;
-            let ModelConfig::Vae(vae_cfg) = &mut cfg.model else {
-                bail!("{}: `plot latent` needs a vae run (this is another model; `plot run` draws its figures)", run_dir.display());
-            };
-            let ev = &mut vae_cfg.evaluation;
-            if let Some(d) = digit {
-                ev.digit = d;
-            }
-            if let Some(d) = dims {
-                let v = numbers(&d, "--dims")?;
-                ev.sweep_dims = Some(v.iter().map(|x| *x as i64).collect());
-            }
-            if let Some(r) = range {
-                ev.sweep_range = r;
-            }
-            if let Some(s) = steps {
-                ev.sweep_steps = s;
-            }
-            ev.validate(vae_cfg.latent_dim, "plot latent")?;
-            let model = super::build_loaded(&cfg, &run_dir)?;
-            for (stem, img) in model.figures()? {
-                let path = dir.figure_path(&stem);
-                plot::save_png(&img, &path)?;
-                eprintln!("wrote {}", path.display());
-            }
-        }
-        PlotCommand::Curves { runs, tag, out } => {
-            let mut series = Vec::new();
-            for (i, run) in runs.iter().enumerate() {
-                let path = run.join("scalars.csv");
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                let points: Vec<(f64, f64)> = text
-                    .lines()
-                    .skip(1)
-                    .filter_map(|l| {
-                        let f: Vec<&str> = l.split(',').collect();
-                        (f.len() == 3 && f[1] == tag)
-                            .then(|| Some((f[0].parse().ok()?, f[2].parse().ok()?)))?
-                    })
-                    .collect();
-                if points.is_empty() {
-                    bail!("{}: no `{tag}` values in scalars.csv", run.display());
-                }
-                eprintln!("{}: {}", i + 1, run.display());
-                series.push(points);
-            }
-            plot::save_png(&plot::curves::curves_figure(&series, 900, 500)?, &out)?;
-            eprintln!("wrote {} ({tag})", out.display());
-        }
+        } => latent(&run_dir, digit, dims, range, steps)?,
+        PlotCommand::Curves { runs, tag, out } => curves(&runs, &tag, &out)?,
         PlotCommand::Run { run_dir } => {
             let (_, model) = super::load_run(&run_dir)?;
-            let dir = RunDir::open(&run_dir)?;
-            for (stem, img) in model.figures()? {
-                let path = dir.figure_path(&stem);
-                plot::save_png(&img, &path)?;
-                eprintln!("wrote {}", path.display());
-            }
+            save_figures(model.as_ref(), &run_dir)?;
         }
     }
+    Ok(())
+}
+
+/// Writes a model's figures into its run folder.
+fn save_figures(model: &dyn flowlab::model::Model, run_dir: &Path) -> Result<()> {
+    let dir = RunDir::open(run_dir)?;
+    for (stem, img) in model.figures()? {
+        let path = dir.figure_path(&stem);
+        plot::save_png(&img, &path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `plot latent`: a VAE run's latent-space figures with other choices than its config's.
+fn latent(
+    run_dir: &Path,
+    digit: Option<i64>,
+    dims: Option<String>,
+    range: Option<f64>,
+    steps: Option<i64>,
+) -> Result<()> {
+    let dir = RunDir::open(run_dir)?;
+    let mut cfg = dir.read_config()?;
+    let ModelConfig::Vae(vae_cfg) = &mut cfg.model else {
+        bail!("{}: `plot latent` needs a vae run (this is another model; `plot run` draws its figures)", run_dir.display());
+    };
+    let ev = &mut vae_cfg.evaluation;
+    if let Some(d) = digit {
+        ev.digit = d;
+    }
+    if let Some(d) = dims {
+        let v = numbers(&d, "--dims")?;
+        ev.sweep_dims = Some(v.iter().map(|x| *x as i64).collect());
+    }
+    if let Some(r) = range {
+        ev.sweep_range = r;
+    }
+    if let Some(s) = steps {
+        ev.sweep_steps = s;
+    }
+    ev.validate(vae_cfg.latent_dim, "plot latent")?;
+    let model = super::build_loaded(&cfg, run_dir)?;
+    save_figures(model.as_ref(), run_dir)
+}
+
+/// `plot curves`: one tag of several runs on one figure.
+fn curves(runs: &[PathBuf], tag: &str, out: &Path) -> Result<()> {
+    let mut series = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        let path = run.join("scalars.csv");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let points: Vec<(f64, f64)> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f.len() == 3 && f[1] == tag)
+                    .then(|| Some((f[0].parse().ok()?, f[2].parse().ok()?)))?
+            })
+            .collect();
+        if points.is_empty() {
+            bail!("{}: no `{tag}` values in scalars.csv", run.display());
+        }
+        eprintln!("{}: {}", i + 1, run.display());
+        series.push(points);
+    }
+    plot::save_png(&plot::curves::curves_figure(&series, 900, 500)?, out)?;
+    eprintln!("wrote {} ({tag})", out.display());
     Ok(())
 }

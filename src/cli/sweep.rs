@@ -65,13 +65,22 @@ pub fn run(args: SweepArgs) -> Result<()> {
             r.config.to_pretty_json().as_bytes(),
         )?;
     }
-    let exe = std::env::current_exe()?;
+    let names: Vec<String> = runs.iter().map(|r| r.name.clone()).collect();
     if args.slurm {
-        let names: String = runs.iter().map(|r| format!("{}\n", r.name)).collect();
-        rundir::write_atomic(&out.join(".slurm/names.txt"), names.as_bytes())?;
-        std::fs::create_dir_all(out.join(".slurm/logs"))?;
-        let script = format!(
-            r#"#!/bin/bash
+        return write_slurm(&args.sweep, &stem, &names, file.threads_per_job, &out);
+    }
+    run_local(names, args.jobs.max(1), &out, &configs)
+}
+
+/// The sbatch job-array script (one task per run, skipping finished ones, resuming started ones).
+fn write_slurm(sweep: &Path, stem: &str, names: &[String], threads: i32, out: &Path) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let list: String = names.iter().map(|n| format!("{n}\n")).collect();
+    rundir::write_atomic(&out.join(".slurm/names.txt"), list.as_bytes())?;
+    std::fs::create_dir_all(out.join(".slurm/logs"))?;
+    let path = out.join(".slurm/sweep.sbatch");
+    let script = format!(
+        r#"#!/bin/bash
 # flowlab sweep {sweep}: {n} runs as a Slurm job array. Submit with: sbatch {script}
 #SBATCH --job-name=flowlab-{stem}
 #SBATCH --array=0-{last}
@@ -86,37 +95,33 @@ resume=()
 if [ -d "{out}/$name" ]; then resume=(--resume); fi
 exec "$FLOWLAB" run "{out}/.slurm/configs/$task.json" --out "{out}" --threads {threads} "${{resume[@]}}"
 "#,
-            sweep = args.sweep.display(),
-            n = runs.len(),
-            script = out.join(".slurm/sweep.sbatch").display(),
-            last = runs.len() - 1,
-            threads = file.threads_per_job,
-            out = out.display(),
-            exe = exe.display(),
-        );
-        let path = out.join(".slurm/sweep.sbatch");
-        rundir::write_atomic(&path, script.as_bytes())?;
-        eprintln!(
-            "wrote {} ({} tasks) and its configs; submit with `sbatch {}`",
-            path.display(),
-            runs.len(),
-            path.display()
-        );
-        return Ok(());
-    }
-    let queue = Arc::new(Mutex::new(
-        runs.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
-    ));
+        sweep = sweep.display(),
+        n = names.len(),
+        script = path.display(),
+        last = names.len() - 1,
+        out = out.display(),
+        exe = exe.display(),
+    );
+    rundir::write_atomic(&path, script.as_bytes())?;
+    eprintln!(
+        "wrote {} ({} tasks) and its configs; submit with `sbatch {}`",
+        path.display(),
+        names.len(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// Runs the sweep `jobs` at a time, each in its own process; fails naming the runs that failed.
+fn run_local(names: Vec<String>, jobs: usize, out: &Path, configs: &Path) -> Result<()> {
+    let total = names.len();
+    let exe = std::env::current_exe()?;
+    let queue = Arc::new(Mutex::new(names));
     let failed = Arc::new(Mutex::new(Vec::new()));
-    let workers: Vec<_> = (0..args.jobs.max(1))
+    let workers: Vec<_> = (0..jobs)
         .map(|_| {
-            let (queue, failed, out, configs, exe) = (
-                queue.clone(),
-                failed.clone(),
-                out.clone(),
-                configs.clone(),
-                exe.clone(),
-            );
+            let (queue, failed) = (queue.clone(), failed.clone());
+            let (out, configs, exe) = (out.to_path_buf(), configs.to_path_buf(), exe.clone());
             let next = move || {
                 queue
                     .lock()
@@ -126,30 +131,9 @@ exec "$FLOWLAB" run "{out}/.slurm/configs/$task.json" --out "{out}" --threads {t
             };
             std::thread::spawn(move || {
                 while let Some(name) = next() {
-                    let folder = out.join(&name);
-                    if folder.join("metrics.json").exists() {
-                        eprintln!("{name}: finished already, skipped");
-                        continue;
-                    }
-                    let mut cmd = std::process::Command::new(&exe);
-                    cmd.arg("run")
-                        .arg(configs.join(format!("{name}.json")))
-                        .arg("--out")
-                        .arg(&out);
-                    if folder.is_dir() {
-                        cmd.arg("--resume");
-                    }
-                    let log = out.join(".sweep/logs").join(format!("{name}.log"));
-                    let _ = std::fs::create_dir_all(out.join(".sweep/logs"));
-                    let status = std::fs::File::create(&log)
-                        .and_then(|f| cmd.stdout(std::process::Stdio::null()).stderr(f).status());
-                    match status {
-                        Ok(s) if s.success() => eprintln!("{name}: done"),
-                        _ => {
-                            eprintln!("{name}: FAILED (see {})", log.display());
-                            if let Ok(mut f) = failed.lock() {
-                                f.push(name);
-                            }
+                    if !run_one(&name, &exe, &out, &configs) {
+                        if let Ok(mut f) = failed.lock() {
+                            f.push(name);
                         }
                     }
                 }
@@ -164,15 +148,46 @@ exec "$FLOWLAB" run "{out}/.slurm/configs/$task.json" --out "{out}" --threads {t
         bail!(
             "{} of {} runs failed: {}",
             failed.len(),
-            runs.len(),
+            total,
             failed.join(", ")
         );
     }
     eprintln!(
         "{} runs under {}; compare with `flowlab compare {}/*/`",
-        runs.len(),
+        total,
         out.display(),
         out.display()
     );
     Ok(())
+}
+
+/// One run of the sweep (skipped when finished, resumed when started); true when it succeeded.
+fn run_one(name: &str, exe: &Path, out: &Path, configs: &Path) -> bool {
+    let folder = out.join(name);
+    if folder.join("metrics.json").exists() {
+        eprintln!("{name}: finished already, skipped");
+        return true;
+    }
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("run")
+        .arg(configs.join(format!("{name}.json")))
+        .arg("--out")
+        .arg(out);
+    if folder.is_dir() {
+        cmd.arg("--resume");
+    }
+    let log = out.join(".sweep/logs").join(format!("{name}.log"));
+    let _ = std::fs::create_dir_all(out.join(".sweep/logs"));
+    let status = std::fs::File::create(&log)
+        .and_then(|f| cmd.stdout(std::process::Stdio::null()).stderr(f).status());
+    match status {
+        Ok(s) if s.success() => {
+            eprintln!("{name}: done");
+            true
+        }
+        _ => {
+            eprintln!("{name}: FAILED (see {})", log.display());
+            false
+        }
+    }
 }

@@ -113,44 +113,27 @@ fn take(t: Tensor, max: Option<i64>) -> Tensor {
     }
 }
 
+impl ImageDataConfig {
+    /// Checks the values a config gives (`field`: where it stands, e.g. `model.vae.data`).
+    pub fn validate(&self, field: &str) -> Result<()> {
+        for (m, name) in [(self.max_train, "max_train"), (self.max_eval, "max_eval")] {
+            if let Some(m) = m {
+                ensure!(m > 0, "field `{field}.{name}`: must be positive, got {m}");
+            }
+        }
+        ensure!(
+            self.n_val > 0,
+            "field `{field}.n_val`: must be positive, got {}",
+            self.n_val
+        );
+        Ok(())
+    }
+}
+
 impl ImageData {
     pub fn load(config: &ImageDataConfig, device: Device) -> Result<Self> {
         let dir = config.dir.clone().unwrap_or_else(mnist::default_dir);
-        let hint = || {
-            if config.dir.is_none() {
-                " (run `make mnist` to fetch the default MNIST split)".to_string()
-            } else {
-                String::new()
-            }
-        };
-        let (train, val, test) = match config.layout {
-            Layout::Split => (
-                mnist::load(&dir, "train").with_context(hint)?,
-                mnist::load(&dir, "val").with_context(hint)?,
-                mnist::load(&dir, "test").with_context(hint)?,
-            ),
-            Layout::Original => {
-                let all = mnist::load(&dir, "train")?;
-                let n = all.images.size()[0];
-                ensure!(
-                    config.n_val > 0 && config.n_val < n,
-                    "n_val = {} must be between 1 and the {n} training images",
-                    config.n_val
-                );
-                let cut = |t: &Tensor, a: i64, len: i64| t.narrow(0, a, len);
-                let split = |a: i64, len: i64| mnist::Split {
-                    images: cut(&all.images, a, len),
-                    labels: cut(&all.labels, a, len),
-                    rows: all.rows,
-                    cols: all.cols,
-                };
-                let (tr, va) = (
-                    split(0, n - config.n_val),
-                    split(n - config.n_val, config.n_val),
-                );
-                (tr, va, mnist::load(&dir, "t10k")?)
-            }
-        };
+        let (train, val, test) = read_splits(config, &dir)?;
         for (s, name) in [(&val, "validation"), (&test, "test")] {
             ensure!(
                 (s.rows, s.cols) == (train.rows, train.cols),
@@ -161,14 +144,6 @@ impl ImageData {
                 train.rows,
                 train.cols
             );
-        }
-        for (m, field) in [
-            (config.max_train, "max_train"),
-            (config.max_eval, "max_eval"),
-        ] {
-            if let Some(m) = m {
-                ensure!(m > 0, "{field} must be positive, got {m}");
-            }
         }
         let train_images = take(train.images, config.max_train);
         let (val_images, val_labels) = (
@@ -230,4 +205,46 @@ impl ImageData {
     pub fn is_binary(&self) -> bool {
         self.config.binarize != Binarization::None
     }
+}
+
+/// The train, validation and test splits in `dir` as `config.layout` arranges them.
+fn read_splits(
+    config: &ImageDataConfig,
+    dir: &std::path::Path,
+) -> Result<(mnist::Split, mnist::Split, mnist::Split)> {
+    let hint = || {
+        if config.dir.is_none() {
+            " (run `make mnist` to fetch the default MNIST split)".to_string()
+        } else {
+            String::new()
+        }
+    };
+    Ok(match config.layout {
+        Layout::Split => (
+            mnist::load(dir, "train").with_context(hint)?,
+            mnist::load(dir, "val").with_context(hint)?,
+            mnist::load(dir, "test").with_context(hint)?,
+        ),
+        Layout::Original => {
+            let all = mnist::load(dir, "train")?;
+            let n = all.images.size()[0];
+            ensure!(
+                config.n_val > 0 && config.n_val < n,
+                "n_val = {} must be between 1 and the {n} training images",
+                config.n_val
+            );
+            let cut = |t: &Tensor, a: i64, len: i64| t.narrow(0, a, len);
+            let split = |a: i64, len: i64| mnist::Split {
+                images: cut(&all.images, a, len),
+                labels: cut(&all.labels, a, len),
+                rows: all.rows,
+                cols: all.cols,
+            };
+            let (tr, va) = (
+                split(0, n - config.n_val),
+                split(n - config.n_val, config.n_val),
+            );
+            (tr, va, mnist::load(dir, "t10k")?)
+        }
+    })
 }

@@ -40,6 +40,24 @@ pub enum ModelConfig {
 }
 
 impl ModelConfig {
+    /// Checks the model section (the data's dimension is checked when the model is built).
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            ModelConfig::FlowFit(m) => {
+                validate_flow(&m.flow, "model.flow_fit.flow")?;
+                positive(m.eval_samples, "model.flow_fit.eval_samples")?;
+            }
+            ModelConfig::Density(m) => {
+                m.data.validate("model.density.data")?;
+                validate_flow(&m.flow, "model.density.flow")?;
+            }
+            ModelConfig::Vae(m) => m.validate()?,
+            ModelConfig::Autoencoder(m) => m.data.validate("model.autoencoder.data")?,
+            ModelConfig::Hivae(m) => m.validate()?,
+        }
+        Ok(())
+    }
+
     /// The kind as a config writes it: `flow_fit`, `density`, `vae`, `autoencoder`, `hivae`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -250,18 +268,6 @@ impl ExperimentConfig {
 
     /// Value checks serde cannot express.
     pub fn validate(&self) -> Result<()> {
-        let positive = |v: i64, field: &str| -> Result<()> {
-            if v <= 0 {
-                bail!("field `{field}`: must be positive, got {v}");
-            }
-            Ok(())
-        };
-        let finite_pos = |v: f64, field: &str| -> Result<()> {
-            if !(v.is_finite() && v > 0.0) {
-                bail!("field `{field}`: must be a positive finite number, got {v}");
-            }
-            Ok(())
-        };
         if self.name.is_empty()
             || self.name.contains(['/', '\\'])
             || self.name == "."
@@ -272,6 +278,12 @@ impl ExperimentConfig {
                 self.name
             );
         }
+        self.validate_train()?;
+        self.validate_runtime_and_logging()?;
+        self.model.validate()
+    }
+
+    fn validate_train(&self) -> Result<()> {
         positive(self.train.steps, "train.steps")?;
         positive(self.train.batch_size, "train.batch_size")?;
         finite_pos(self.train.optimizer.lr, "train.optimizer.lr")?;
@@ -306,6 +318,16 @@ impl ExperimentConfig {
         if let Some(es) = &self.train.early_stopping {
             positive(es.patience, "train.early_stopping.patience")?;
         }
+        if let Some(e) = self.train.epochs {
+            positive(e, "train.epochs")?;
+        }
+        if let Some(e) = self.train.beta.anneal_epochs {
+            positive(e, "train.beta.anneal_epochs")?;
+        }
+        Ok(())
+    }
+
+    fn validate_runtime_and_logging(&self) -> Result<()> {
         if self.runtime.threads < 1 {
             bail!(
                 "field `runtime.threads`: must be at least 1, got {}",
@@ -320,22 +342,6 @@ impl ExperimentConfig {
                 self.logging.image_every
             );
         }
-        match &self.model {
-            ModelConfig::FlowFit(m) => {
-                validate_flow(&m.flow, "model.flow_fit.flow")?;
-                positive(m.eval_samples, "model.flow_fit.eval_samples")?;
-            }
-            ModelConfig::Density(m) => validate_flow(&m.flow, "model.density.flow")?,
-            ModelConfig::Vae(m) => m.validate()?,
-            ModelConfig::Autoencoder(_) => {}
-            ModelConfig::Hivae(m) => m.validate()?,
-        }
-        if let Some(e) = self.train.epochs {
-            positive(e, "train.epochs")?;
-        }
-        if let Some(e) = self.train.beta.anneal_epochs {
-            positive(e, "train.beta.anneal_epochs")?;
-        }
         Ok(())
     }
 
@@ -348,6 +354,22 @@ impl ExperimentConfig {
     pub fn to_pretty_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
+}
+
+/// `field` must be positive.
+fn positive(v: i64, field: &str) -> Result<()> {
+    if v <= 0 {
+        bail!("field `{field}`: must be positive, got {v}");
+    }
+    Ok(())
+}
+
+/// `field` must be a positive finite number.
+fn finite_pos(v: f64, field: &str) -> Result<()> {
+    if !(v.is_finite() && v > 0.0) {
+        bail!("field `{field}`: must be a positive finite number, got {v}");
+    }
+    Ok(())
 }
 
 /// A flow needs at least one layer, each valid on its own (the dimension is checked at build).

@@ -1,5 +1,6 @@
 //! From a config to a finished run folder: configs, the trainer, the run folder, the optimizer.
 pub mod config;
+pub mod early_stopping;
 pub mod optim;
 pub mod overrides;
 pub mod rundir;

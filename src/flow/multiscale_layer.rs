@@ -94,96 +94,12 @@ pub struct MultiScaleParams {
 impl MultiScaleParams {
     /// The parameters `cfg` describes for images of `shape` (`cfg.shape` is not consulted).
     pub fn build(p: &nn::Path, shape: [i64; 3], cfg: &MultiScaleConfig) -> Result<Self> {
-        let MultiScaleConfig {
-            kind,
-            levels,
-            steps,
-            hidden,
-            lu,
-            law,
-            ..
-        } = *cfg;
-        ensure!(
-            levels >= 1 && steps >= 1 && hidden >= 1,
-            "multiscale: levels, steps and hidden must be at least 1"
-        );
-        law.validate()
-            .map_err(|e| anyhow::anyhow!("multiscale: {e}"))?;
+        LayerSpec::validate(cfg, None).map_err(anyhow::Error::msg)?;
         let dev = p.device();
         let mut cur = shape;
         let mut out = Vec::new();
-        let squeeze = |cur: &mut [i64; 3], l: i64| -> Result<()> {
-            ensure!(
-                cur[1] % 2 == 0 && cur[2] % 2 == 0,
-                "multiscale: level {} cannot squeeze a {}×{} image (needs even sides); the data's images are {}×{}×{} — use fewer levels",
-                l + 1, cur[1], cur[2], shape[0], shape[1], shape[2]
-            );
-            *cur = [cur[0] * 4, cur[1] / 2, cur[2] / 2];
-            Ok(())
-        };
-        for l in 0..levels {
-            let q = p / l;
-            let last = l + 1 == levels;
-            let mut st = Vec::new();
-            let mut k = 0;
-            let mut coupling = |cur: [i64; 3], checker: bool, st: &mut Vec<Step>| {
-                let mask = if checker {
-                    checkerboard_mask(cur, k % 2, dev)
-                } else {
-                    channel_mask(cur, k % 2, dev)
-                };
-                st.push(Step::Coupling {
-                    mask,
-                    net: ConvNet::new(
-                        &(&q / format!("coupling{k}")),
-                        cur[0],
-                        hidden,
-                        law.params_per_dim() * cur[0],
-                    ),
-                    law,
-                });
-                k += 1;
-            };
-            match kind {
-                MultiScaleKind::Glow => {
-                    squeeze(&mut cur, l)?;
-                    st.push(Step::Squeeze);
-                    for s in 0..steps {
-                        let a = &q / format!("actnorm{s}");
-                        st.push(Step::ActNorm(ActNorm::new(&a, cur[0])));
-                        st.push(Step::InvConv(build_linear(
-                            &(&q / format!("invconv{s}")),
-                            cur[0],
-                            lu,
-                        )));
-                        coupling(cur, false, &mut st);
-                    }
-                }
-                MultiScaleKind::Realnvp => {
-                    for _ in 0..steps + i64::from(last) {
-                        coupling(cur, true, &mut st);
-                    }
-                    if !last {
-                        squeeze(&mut cur, l)?;
-                        st.push(Step::Squeeze);
-                        for _ in 0..steps {
-                            coupling(cur, false, &mut st);
-                        }
-                    }
-                }
-            }
-            let split = (!last).then(|| {
-                let keep = cur[0] - cur[0] / 2;
-                let net = ConvNet::new(&(&q / "split_prior"), keep, hidden, 2 * (cur[0] / 2));
-                cur = [keep, cur[1], cur[2]];
-                net
-            });
-            ensure!(
-                last || cur[0] >= 1,
-                "multiscale: nothing left to factor out at level {}",
-                l + 1
-            );
-            out.push(LevelParams { steps: st, split });
+        for l in 0..cfg.levels {
+            out.push(build_level(&(p / l), cfg, &mut cur, shape, l)?);
         }
         let t = p / "top";
         let top = (t.zeros("shift", &[cur[0]]), t.zeros("log_scale", &[cur[0]]));
@@ -338,4 +254,95 @@ impl FlowLayer for MultiScaleParams {
     fn data_init(&self, y: &Tensor) -> Result<usize> {
         MultiScaleParams::data_init(self, y)
     }
+}
+
+/// Level `l` of the flow on images of `cur` channels×rows×cols (updated to what the level passes
+/// on): its steps in the density direction and, but for the last level, its split prior.
+fn build_level(
+    q: &nn::Path,
+    cfg: &MultiScaleConfig,
+    cur: &mut [i64; 3],
+    shape: [i64; 3],
+    l: i64,
+) -> Result<LevelParams> {
+    let MultiScaleConfig {
+        kind,
+        levels,
+        steps,
+        hidden,
+        lu,
+        law,
+        ..
+    } = *cfg;
+    let dev = q.device();
+    let squeeze = |cur: &mut [i64; 3], l: i64| -> Result<()> {
+        ensure!(
+            cur[1] % 2 == 0 && cur[2] % 2 == 0,
+            "multiscale: level {} cannot squeeze a {}×{} image (needs even sides); the data's images are {}×{}×{} — use fewer levels",
+            l + 1, cur[1], cur[2], shape[0], shape[1], shape[2]
+        );
+        *cur = [cur[0] * 4, cur[1] / 2, cur[2] / 2];
+        Ok(())
+    };
+    let last = l + 1 == levels;
+    let mut st = Vec::new();
+    let mut k = 0;
+    let mut coupling = |cur: [i64; 3], checker: bool, st: &mut Vec<Step>| {
+        let mask = if checker {
+            checkerboard_mask(cur, k % 2, dev)
+        } else {
+            channel_mask(cur, k % 2, dev)
+        };
+        st.push(Step::Coupling {
+            mask,
+            net: ConvNet::new(
+                &(q / format!("coupling{k}")),
+                cur[0],
+                hidden,
+                law.params_per_dim() * cur[0],
+            ),
+            law,
+        });
+        k += 1;
+    };
+    match kind {
+        MultiScaleKind::Glow => {
+            squeeze(cur, l)?;
+            st.push(Step::Squeeze);
+            for s in 0..steps {
+                let a = q / format!("actnorm{s}");
+                st.push(Step::ActNorm(ActNorm::new(&a, cur[0])));
+                st.push(Step::InvConv(build_linear(
+                    &(q / format!("invconv{s}")),
+                    cur[0],
+                    lu,
+                )));
+                coupling(*cur, false, &mut st);
+            }
+        }
+        MultiScaleKind::Realnvp => {
+            for _ in 0..steps + i64::from(last) {
+                coupling(*cur, true, &mut st);
+            }
+            if !last {
+                squeeze(cur, l)?;
+                st.push(Step::Squeeze);
+                for _ in 0..steps {
+                    coupling(*cur, false, &mut st);
+                }
+            }
+        }
+    }
+    let split = (!last).then(|| {
+        let keep = cur[0] - cur[0] / 2;
+        let net = ConvNet::new(&(q / "split_prior"), keep, hidden, 2 * (cur[0] / 2));
+        *cur = [keep, cur[1], cur[2]];
+        net
+    });
+    ensure!(
+        last || cur[0] >= 1,
+        "multiscale: nothing left to factor out at level {}",
+        l + 1
+    );
+    Ok(LevelParams { steps: st, split })
 }

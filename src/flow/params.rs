@@ -9,6 +9,7 @@
 //! [`LayerParams::values`] returns each piece with the layer axis first, so a family's code has
 //! one path: `[K, width]` free, `[K, rows, width]` amortized.
 use super::LayerInput;
+use crate::bijector::Bijector;
 use anyhow::{bail, Result};
 use tch::{nn, nn::Module, Tensor};
 
@@ -93,6 +94,30 @@ impl LayerParams {
         (0..self.k)
             .map(|i| values.iter().map(|v| input.rep(v.select(0, i))).collect())
             .collect()
+    }
+
+    /// The K bijectors: `free` makes them all at once from the stacked pieces (`[K, width]`),
+    /// `amortized` one layer's from its pieces (`[rows, width]`, repeated for importance
+    /// samples).
+    pub fn bijectors<B: Bijector + 'static>(
+        &self,
+        input: &LayerInput,
+        free: impl Fn(&[Tensor]) -> Vec<B>,
+        amortized: impl Fn(&[Tensor]) -> B,
+    ) -> Result<Vec<Box<dyn Bijector>>> {
+        let v = self.values(input)?;
+        let layers = if self.amortized() {
+            self.per_layer(&v, input)
+                .iter()
+                .map(|p| amortized(p))
+                .collect()
+        } else {
+            free(&v)
+        };
+        Ok(layers
+            .into_iter()
+            .map(|l| Box::new(l) as Box<dyn Bijector>)
+            .collect())
     }
 
     /// Every piece, layer axis first: free `[K, width]` (`[K]`), amortized `[K, rows, width]`

@@ -168,26 +168,17 @@ impl FlowLayer for PlanarLayer {
     }
 
     fn bijectors(&self, input: &LayerInput) -> anyhow::Result<Vec<Box<dyn Bijector>>> {
-        let v = self.0.values(input)?;
-        let layers: Vec<PlanarFlow> = if self.0.amortized() {
-            // Per data point: the constraint runs after repetition, on each sample's copy.
-            let layers = self.0.per_layer(&v, input);
-            layers
-                .into_iter()
-                .map(|p| {
-                    PlanarFlow::new(
-                        p[0].shallow_clone(),
-                        p[1].shallow_clone(),
-                        p[2].shallow_clone(),
-                    )
-                })
-                .collect()
-        } else {
-            PlanarFlow::stack(&v[0], &v[1], &v[2])
-        };
-        Ok(layers
-            .into_iter()
-            .map(|l| Box::new(l) as Box<dyn Bijector>)
-            .collect())
+        // Amortized: the constraint runs after repetition, on each sample's copy.
+        self.0.bijectors(
+            input,
+            |v| PlanarFlow::stack(&v[0], &v[1], &v[2]),
+            |p| {
+                PlanarFlow::new(
+                    p[0].shallow_clone(),
+                    p[1].shallow_clone(),
+                    p[2].shallow_clone(),
+                )
+            },
+        )
     }
 }

@@ -168,19 +168,10 @@ impl FlowLayer for RadialLayer {
     }
 
     fn bijectors(&self, input: &LayerInput) -> anyhow::Result<Vec<Box<dyn Bijector>>> {
-        let v = self.0.values(input)?;
-        let layers: Vec<RadialFlow> = if self.0.amortized() {
-            let layers = self.0.per_layer(&v, input);
-            layers
-                .into_iter()
-                .map(|p| RadialFlow::from_unconstrained(p[0].shallow_clone(), &p[1], &p[2]))
-                .collect()
-        } else {
-            RadialFlow::stack(&v[0], &v[1], &v[2])
-        };
-        Ok(layers
-            .into_iter()
-            .map(|l| Box::new(l) as Box<dyn Bijector>)
-            .collect())
+        self.0.bijectors(
+            input,
+            |v| RadialFlow::stack(&v[0], &v[1], &v[2]),
+            |p| RadialFlow::from_unconstrained(p[0].shallow_clone(), &p[1], &p[2]),
+        )
     }
 }

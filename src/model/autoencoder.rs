@@ -9,7 +9,7 @@ use crate::bijector::all_finite;
 use crate::data::images::{ImageData, ImageDataConfig};
 use crate::nn::coders::{Architecture, Decoder, Encoder};
 use crate::plot::images::labelled_scatter;
-use anyhow::{bail, ensure, Result};
+use anyhow::{ensure, Result};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Device, Kind, Tensor};
@@ -209,21 +209,5 @@ impl Model for Autoencoder {
 
     fn snapshot_tag(&self) -> &'static str {
         "reconstructions"
-    }
-
-    fn data_dim(&self) -> i64 {
-        self.data.pixels()
-    }
-
-    fn sample(&self, _n: i64, _t: f64) -> Result<Tensor> {
-        bail!("an autoencoder has no prior to sample from (train a vae for samples)")
-    }
-
-    fn log_prob(&self, _x: &Tensor) -> Result<Tensor> {
-        bail!("an autoencoder defines no likelihood (train a vae for ln p(x))")
-    }
-
-    fn flow(&self) -> Option<(crate::bijector::Chain, Vec<String>)> {
-        None
     }
 }

@@ -4,7 +4,7 @@
 //! F_β = E_q0[ ln q0(z0) − Σ_k ln|det ∂f_k/∂z_{k−1}| + β U(z_K) ] (Rezende & Mohamed 2015, §6.1, with p ∝ e^{−U}).
 //! At β = 1, F = KL(q_K‖p) − ln Z, so KL = F + ln Z ≥ 0 is reported with ln Z from the grid.
 use super::base::{Base, BaseConfig};
-use super::{Losses, Model, StepContext};
+use super::{HasFlow, LogDensity, Losses, Model, Sampler, StepContext};
 use crate::bijector::{all_finite, Bijector};
 use crate::distribution::Distribution;
 use crate::flow::{Flow, LayerConfig};
@@ -211,6 +211,10 @@ impl Model for FlowFit {
         Ok(Some(self.fitted_image(160)))
     }
 
+    crate::capabilities!(sampler, log_density, flow_view);
+}
+
+impl Sampler for FlowFit {
     fn data_dim(&self) -> i64 {
         DIM
     }
@@ -221,13 +225,17 @@ impl Model for FlowFit {
             .sample_tempered(n, t, self.kind(), self.vs.device());
         Ok(tch::no_grad(|| self.flow.bijector().forward(&z0, None))?.0)
     }
+}
 
+impl LogDensity for FlowFit {
     fn log_prob(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.to_device(self.vs.device()).to_kind(self.kind());
         Ok(tch::no_grad(|| self.distribution().log_prob(&x))?)
     }
+}
 
-    fn flow(&self) -> Option<(crate::bijector::Chain, Vec<String>)> {
-        Some((self.flow.bijector(), self.flow.layer_names().to_vec()))
+impl HasFlow for FlowFit {
+    fn flow(&self) -> (crate::bijector::Chain, Vec<String>) {
+        (self.flow.bijector(), self.flow.layer_names().to_vec())
     }
 }

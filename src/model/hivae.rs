@@ -15,37 +15,35 @@
 //! (never trained on) to measure `val/imputation_error` for early stopping; masked present cells
 //! are the test cells, whose true values are only used for scoring.
 pub use super::hivae_config::{HivaeConfig, Missing, TableConfig, Temperature};
-use super::hivae_lik::{column_error, encode, input_width, Head, Stats};
+use super::hivae_lik::{encode, input_width, Head, Params};
 use super::posterior::{diag_normal_log_prob, gaussian_kl, Posterior};
 use super::vae::standard_normal_log_prob;
-use super::{Losses, Model, StepContext};
+use super::{Losses, Model, Sampler, StepContext};
 use crate::bijector::{all_finite, Bijector};
 use crate::data::batches::EpochBatches;
-use crate::data::hetero::{self, ColumnType, Kind};
-use crate::data::toy::Rng;
+use crate::data::hetero::{ColumnType, Kind};
 use crate::flow::Flow;
 use anyhow::{ensure, Context, Result};
-use image::RgbImage;
 use tch::{nn, nn::Module, Device, Kind as DType, Tensor};
 
 pub struct Hivae {
     pub config: HivaeConfig,
-    vs: nn::VarStore,
+    pub(super) vs: nn::VarStore,
     pub types: Vec<ColumnType>,
     /// Raw values `[n, D]` (0 where absent), and 0/1 masks of cells.
     pub x: Tensor,
-    train_seen: Tensor,
-    all_seen: Tensor,
-    val_cells: Tensor,
+    pub(super) train_seen: Tensor,
+    pub(super) all_seen: Tensor,
+    pub(super) val_cells: Tensor,
     pub test_cells: Tensor,
-    ranges: Vec<f64>,
-    s_head: nn::Linear,
-    posterior: Posterior,
-    prior_mean: nn::Linear,
-    prior_flow: Option<Flow>,
-    y_layer: nn::Linear,
-    heads: Vec<Head>,
-    batches: EpochBatches,
+    pub(super) ranges: Vec<f64>,
+    pub(super) s_head: nn::Linear,
+    pub(super) posterior: Posterior,
+    pub(super) prior_mean: nn::Linear,
+    pub(super) prior_flow: Option<Flow>,
+    pub(super) y_layer: nn::Linear,
+    pub(super) heads: Vec<Head>,
+    pub(super) batches: EpochBatches,
 }
 
 /// ELBO terms per row.
@@ -64,67 +62,10 @@ fn mask_tensor(m: &[bool], n: usize, d: usize) -> Tensor {
 impl Hivae {
     pub fn new(config: HivaeConfig, device: Device) -> Result<Self> {
         config.validate()?;
-        let c = &config.data;
-        let types = hetero::read_types(&c.types)?;
-        let table = hetero::read_table(&c.csv, &types)?;
-        let (n, d) = (table.rows, table.cols());
-        let hidden = match &c.missing {
-            Missing::None => vec![false; n * d],
-            Missing::Mask(p) => hetero::read_mask(p, n, d)?,
-            Missing::Mcar { rate, seed } => hetero::mcar_mask(n, d, *rate, *seed),
-        };
-        let mut rng = Rng::new(c.seed ^ 0xC0FF_EE00);
-        let mut val = vec![false; n * d];
-        let mut train = vec![false; n * d];
-        let mut test = vec![false; n * d];
-        for i in 0..n * d {
-            let observed = table.present[i] && !hidden[i];
-            test[i] = table.present[i] && hidden[i];
-            val[i] = observed && rng.uniform() < c.val_fraction;
-            train[i] = observed && !val[i];
-        }
-        let all: Vec<bool> = (0..n * d).map(|i| train[i] || val[i]).collect();
-        // Statistics and ranges per column, from observed training cells / all true values.
-        let mut stats = Vec::new();
-        let mut ranges = Vec::new();
-        for (j, t) in types.iter().enumerate() {
-            let f = |v: f64| {
-                if matches!(t.kind, Kind::Positive | Kind::Count) {
-                    v.ln_1p()
-                } else {
-                    v
-                }
-            };
-            let seen: Vec<f64> = (0..n)
-                .filter(|&i| train[i * d + j])
-                .map(|i| f(table.values[i * d + j]))
-                .collect();
-            ensure!(
-                !seen.is_empty(),
-                "{}: column {} has no observed training cell",
-                c.csv.display(),
-                j + 1
-            );
-            let mean = seen.iter().sum::<f64>() / seen.len() as f64;
-            let var = seen.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / seen.len() as f64;
-            stats.push(Stats {
-                mean,
-                std: var.sqrt().max(1e-6),
-            });
-            let present: Vec<f64> = (0..n)
-                .filter(|&i| table.present[i * d + j])
-                .map(|i| table.values[i * d + j])
-                .collect();
-            let (lo, hi) = present
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                    (a.min(v), b.max(v))
-                });
-            ranges.push(hi - lo);
-        }
-        let x = Tensor::from_slice(&table.values)
-            .reshape([n as i64, d as i64])
-            .to_kind(DType::Float);
+        let data = super::hivae_data::load(&config.data)?;
+        let (n, d) = (data.n, data.d);
+        let types = data.types;
+        let x = data.x;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let width: i64 = types.iter().map(input_width).sum();
@@ -140,7 +81,7 @@ impl Hivae {
         };
         let heads = types
             .iter()
-            .zip(&stats)
+            .zip(&data.stats)
             .enumerate()
             .map(|(j, (t, s))| Head::new(&(&root / "decoder" / j), *t, *s, yd, k))
             .collect();
@@ -168,11 +109,11 @@ impl Hivae {
             ),
             heads,
             x: x.to_device(device),
-            train_seen: mask_tensor(&train, n, d).to_device(device),
-            all_seen: mask_tensor(&all, n, d).to_device(device),
-            val_cells: mask_tensor(&val, n, d).to_device(device),
-            test_cells: mask_tensor(&test, n, d).to_device(device),
-            ranges,
+            train_seen: mask_tensor(&data.train, n, d).to_device(device),
+            all_seen: mask_tensor(&data.all, n, d).to_device(device),
+            val_cells: mask_tensor(&data.val, n, d).to_device(device),
+            test_cells: mask_tensor(&data.test, n, d).to_device(device),
+            ranges: data.ranges,
             types,
             batches: EpochBatches::new(n as i64, config.data.seed),
             config,
@@ -184,7 +125,7 @@ impl Hivae {
         self.x.size()[0]
     }
 
-    fn encode_input(&self, x: &Tensor, seen: &Tensor) -> Tensor {
+    pub(super) fn encode_input(&self, x: &Tensor, seen: &Tensor) -> Tensor {
         let cols: Vec<Tensor> = self
             .heads
             .iter()
@@ -214,7 +155,7 @@ impl Hivae {
     }
 
     /// s (soft Gumbel-softmax sample at temperature τ, or the one-hot mode), with ln q(s|x).
-    fn mixture(&self, xin: &Tensor, tau: Option<f64>) -> (Tensor, Tensor) {
+    pub(super) fn mixture(&self, xin: &Tensor, tau: Option<f64>) -> (Tensor, Tensor) {
         let logits = self.s_head.forward(xin);
         let log_q = logits.log_softmax(1, DType::Float);
         let s = match tau {
@@ -247,19 +188,15 @@ impl Hivae {
             false,
             DType::Float,
         );
-        let y = self.y_layer.forward(&post.z);
-        let yd = self.config.y_dim;
         let log_lik = self
-            .heads
+            .column_params(&post.z, &s)
             .iter()
+            .zip(&self.heads)
             .enumerate()
-            .map(|(j, head)| {
+            .map(|(j, (p, head))| {
                 let j = j as i64;
-                let p = head.params(&y.narrow(1, j * yd, yd), &s);
-                (
-                    head.t.kind,
-                    head.log_prob(&p, &x.select(1, j)) * seen.select(1, j),
-                )
+                let lp = head.log_prob(p, &x.select(1, j)) * seen.select(1, j);
+                (head.t.kind, lp)
             })
             .collect();
         Ok(Terms {
@@ -268,6 +205,17 @@ impl Hivae {
             kl_s,
             log_det: post.log_det,
         })
+    }
+
+    /// Each column's likelihood parameters: y = W_y z, and column d's head reads y_d and s.
+    pub(super) fn column_params(&self, z: &Tensor, s: &Tensor) -> Vec<Params> {
+        let y = self.y_layer.forward(z);
+        let yd = self.config.y_dim;
+        self.heads
+            .iter()
+            .enumerate()
+            .map(|(j, head)| head.params(&y.narrow(1, j as i64 * yd, yd), s))
+            .collect()
     }
 
     fn tau(&self, step: i64, batch_size: i64) -> f64 {
@@ -282,110 +230,6 @@ impl Hivae {
 
     fn batch_rows(&self, step: i64, batch_size: i64) -> Tensor {
         self.batches.indices(step, batch_size, self.x.device())
-    }
-
-    /// Imputations of every cell `[n, D]` given the cells in `seen`: the likelihood's mode/mean at
-    /// s = argmax q(s|x) and z = the flow of q(z|x, s)'s mean, or (`draw`) samples of s, z and x.
-    pub fn impute_with(&self, x: &Tensor, seen: &Tensor, draw: bool) -> Result<Tensor> {
-        tch::no_grad(|| {
-            let mut out = Vec::new();
-            for (xs, ss) in x.split(2048, 0).iter().zip(seen.split(2048, 0)) {
-                let xin = self.encode_input(xs, &ss);
-                let (s, _) = self.mixture(
-                    &xin,
-                    if draw {
-                        Some(self.config.temperature.min)
-                    } else {
-                        None
-                    },
-                );
-                let s = if draw {
-                    s.argmax(1, false)
-                        .one_hot(self.config.s_dim)
-                        .to_kind(DType::Float)
-                } else {
-                    s
-                };
-                let h = Tensor::cat(&[&xin, &s], 1);
-                let z = if draw {
-                    self.posterior.sample(&h, 1)?.z
-                } else {
-                    let (mean, _) = self.posterior.q0(&h);
-                    let flow = self.posterior.flow(&h)?;
-                    flow.forward(&mean, None)?.0
-                };
-                let y = self.y_layer.forward(&z);
-                let yd = self.config.y_dim;
-                let cols: Vec<Tensor> = self
-                    .heads
-                    .iter()
-                    .enumerate()
-                    .map(|(j, head)| {
-                        let p = head.params(&y.narrow(1, j as i64 * yd, yd), &s);
-                        if draw {
-                            head.sample(&p)
-                        } else {
-                            head.impute(&p)
-                        }
-                    })
-                    .collect();
-                out.push(Tensor::stack(&cols, 1));
-            }
-            Ok(Tensor::cat(&out, 0))
-        })
-    }
-
-    /// Mean over columns of the per-column error of `x_hat` on `cells` (columns without cells skipped).
-    pub fn error(&self, x_hat: &Tensor, cells: &Tensor) -> Option<f64> {
-        let errs: Vec<f64> = self
-            .types
-            .iter()
-            .enumerate()
-            .filter_map(|(j, t)| {
-                let j = j as i64;
-                column_error(
-                    t,
-                    &self.x.select(1, j),
-                    &x_hat.select(1, j),
-                    &cells.select(1, j),
-                    self.ranges[j as usize],
-                )
-            })
-            .collect();
-        (!errs.is_empty()).then(|| errs.iter().sum::<f64>() / errs.len() as f64)
-    }
-
-    /// The baseline: column means (numerical) or modes (categorical, ordinal) of observed cells.
-    pub fn mean_mode_imputation(&self) -> Tensor {
-        let cols: Vec<Tensor> = self
-            .types
-            .iter()
-            .enumerate()
-            .map(|(j, t)| {
-                let (x, w) = (
-                    self.x.select(1, j as i64).to_kind(DType::Double),
-                    self.all_seen.select(1, j as i64).to_kind(DType::Double),
-                );
-                let v = if t.is_numerical() {
-                    ((&x * &w).sum(DType::Double) / w.sum(DType::Double)).double_value(&[])
-                } else {
-                    let counts: Vec<f64> = (1..=t.classes)
-                        .map(|c| {
-                            (x.eq(c as f64).to_kind(DType::Double) * &w)
-                                .sum(DType::Double)
-                                .double_value(&[])
-                        })
-                        .collect();
-                    1.0 + counts
-                        .iter()
-                        .enumerate()
-                        .fold(0, |best, (i, &c)| if c > counts[best] { i } else { best })
-                        as f64
-                };
-                x.full_like(v)
-            })
-            .collect();
-        Tensor::stack(&cols, 1).to_kind(DType::Float)
     }
 }
 
@@ -530,14 +374,10 @@ impl Model for Hivae {
         Ok(out)
     }
 
-    fn figures(&self) -> Result<Vec<(String, RgbImage)>> {
-        Ok(vec![])
-    }
+    crate::capabilities!(sampler);
+}
 
-    fn snapshot(&self) -> Result<Option<RgbImage>> {
-        Ok(None)
-    }
-
+impl Sampler for Hivae {
     fn data_dim(&self) -> i64 {
         self.types.len() as i64
     }
@@ -555,23 +395,14 @@ impl Model for Hivae {
                 None => u,
                 Some(f) => f.bijector().forward(&u, None)?.0,
             };
-            let y = self.y_layer.forward(&z);
-            let yd = self.config.y_dim;
+            let params = self.column_params(&z, &s);
             let cols: Vec<Tensor> = self
                 .heads
                 .iter()
-                .enumerate()
-                .map(|(j, h)| h.sample(&h.params(&y.narrow(1, j as i64 * yd, yd), &s)))
+                .zip(&params)
+                .map(|(h, p)| h.sample(p))
                 .collect();
             Ok(Tensor::stack(&cols, 1))
         })
-    }
-
-    fn log_prob(&self, _x: &Tensor) -> Result<Tensor> {
-        anyhow::bail!("HI-VAE runs answer `flowlab impute`, not log-prob (its marginal likelihood needs importance sampling over s and z)")
-    }
-
-    fn flow(&self) -> Option<(crate::bijector::Chain, Vec<String>)> {
-        None
     }
 }

@@ -4,12 +4,15 @@
 pub mod autoencoder;
 pub mod base;
 pub mod density;
-pub mod density_image;
+pub mod density_data;
 pub mod flow_fit;
 pub mod hivae;
 pub mod hivae_config;
+pub mod hivae_data;
+pub mod hivae_impute;
 pub mod hivae_lik;
 pub mod posterior;
+pub mod preprocess;
 pub mod vae;
 pub mod vae_eval;
 
@@ -36,6 +39,10 @@ pub struct Losses {
     pub layers: Vec<(String, Tensor)>,
 }
 
+/// What the trainer drives. The core is the loss, the NaN locator and evaluation; figures and
+/// pictures default to none. What else a model can do it says through the capability methods
+/// (`sampler`, `log_density`, `flow_view`), so commands ask for what they need and no model
+/// carries methods it cannot honour.
 pub trait Model {
     fn var_store(&self) -> &nn::VarStore;
     fn var_store_mut(&mut self) -> &mut nn::VarStore;
@@ -59,20 +66,72 @@ pub trait Model {
     }
     /// Final metrics (name, value) for `metrics.json`.
     fn evaluate(&self) -> Result<Vec<(String, f64)>>;
-    /// Figures for the run folder, `(file stem, image)`.
-    fn figures(&self) -> Result<Vec<(String, RgbImage)>>;
-    /// A small picture of the current state for TensorBoard (`None` if the model has none).
-    fn snapshot(&self) -> Result<Option<RgbImage>>;
+    /// Figures for the run folder, `(file stem, image)` (none by default).
+    fn figures(&self) -> Result<Vec<(String, RgbImage)>> {
+        Ok(vec![])
+    }
+    /// A small picture of the current state for TensorBoard (none by default).
+    fn snapshot(&self) -> Result<Option<RgbImage>> {
+        Ok(None)
+    }
     /// The TensorBoard tag of the snapshot image.
     fn snapshot_tag(&self) -> &'static str {
         "density"
     }
+    /// The model as a sampler (`flowlab sample`), if it is one.
+    fn sampler(&self) -> Option<&dyn Sampler> {
+        None
+    }
+    /// The model as a density (`flowlab log-prob`), if it has one.
+    fn log_density(&self) -> Option<&dyn LogDensity> {
+        None
+    }
+    /// The model's flow (`flowlab check`), if it is built around one.
+    fn flow_view(&self) -> Option<&dyn HasFlow> {
+        None
+    }
+}
+
+/// The capability methods of a `Model` impl whose type is each capability listed:
+/// `capabilities!(sampler, log_density, flow_view);`.
+#[macro_export]
+macro_rules! capabilities {
+    ($($cap:ident),*) => {
+        $($crate::capabilities!(@one $cap);)*
+    };
+    (@one sampler) => {
+        fn sampler(&self) -> Option<&dyn $crate::model::Sampler> {
+            Some(self)
+        }
+    };
+    (@one log_density) => {
+        fn log_density(&self) -> Option<&dyn $crate::model::LogDensity> {
+            Some(self)
+        }
+    };
+    (@one flow_view) => {
+        fn flow_view(&self) -> Option<&dyn $crate::model::HasFlow> {
+            Some(self)
+        }
+    };
+}
+
+/// A model that draws data.
+pub trait Sampler {
     /// Width of one sample (columns of `sample` and `log_prob` CSVs).
     fn data_dim(&self) -> i64;
     /// `n` samples from the model, `[n, data_dim]`, at temperature `t` (1: the model itself).
     fn sample(&self, n: i64, t: f64) -> Result<Tensor>;
+}
+
+/// A model with a (log-)density of data.
+pub trait LogDensity: Sampler {
     /// ln p(x) per row of `x: [n, data_dim]`.
     fn log_prob(&self, x: &Tensor) -> Result<Tensor>;
-    /// The model's flow (current parameters) with a name per layer, for `flowlab check`.
-    fn flow(&self) -> Option<(crate::bijector::Chain, Vec<String>)>;
+}
+
+/// A model built around one flow on its data space.
+pub trait HasFlow: Sampler {
+    /// The flow (current parameters) with a name per layer.
+    fn flow(&self) -> (crate::bijector::Chain, Vec<String>);
 }

@@ -15,7 +15,7 @@
 //! `train/log_det` (mean Σ ln|det|); `val/elbo` per logging step. Final metrics: ELBO on each
 //! split and the importance-weighted NLL on the test split (see [`super::vae_eval`]).
 use super::posterior::{diag_normal_log_prob, gaussian_kl, Posterior, PosteriorConfig};
-use super::{Losses, Model, StepContext};
+use super::{LogDensity, Losses, Model, Sampler, StepContext};
 use crate::data::images::{ImageData, ImageDataConfig};
 use crate::nn::coders::{Architecture, Decoder, Encoder};
 use anyhow::{ensure, Context, Result};
@@ -180,6 +180,7 @@ impl VaeConfig {
             "field `model.vae.latent_dim`: must be at least 1, got {}",
             self.latent_dim
         );
+        self.data.validate("model.vae.data")?;
         self.posterior
             .validate(self.latent_dim, "model.vae.posterior")?;
         self.evaluation
@@ -372,6 +373,10 @@ impl Model for Vae {
         "reconstructions_and_samples"
     }
 
+    crate::capabilities!(sampler, log_density);
+}
+
+impl Sampler for Vae {
     fn data_dim(&self) -> i64 {
         self.data.pixels()
     }
@@ -381,7 +386,9 @@ impl Model for Vae {
         let z = Tensor::randn([n, self.latent()], (Kind::Float, self.vs.device())) * t;
         Ok(tch::no_grad(|| self.decode_mean(&z)))
     }
+}
 
+impl LogDensity for Vae {
     /// The importance-weighted estimate of ln p(x) with the configured number of samples.
     fn log_prob(&self, x: &Tensor) -> Result<Tensor> {
         ensure!(
@@ -392,9 +399,5 @@ impl Model for Vae {
         );
         let x = x.to_device(self.vs.device()).to_kind(Kind::Float);
         super::vae_eval::importance_log_px(self, &x, self.config.evaluation.importance_samples)
-    }
-
-    fn flow(&self) -> Option<(crate::bijector::Chain, Vec<String>)> {
-        None
     }
 }

@@ -11,7 +11,7 @@
 //! computed with log-sum-exp, at most `evaluation.chunk` samples per decoder pass. It is a lower
 //! bound on ln p(x) that grows with S and equals the ELBO's expectation at S = 1.
 use super::vae::{standard_normal_log_prob, Vae};
-use super::{Model, StepContext};
+use super::{Sampler, StepContext};
 use crate::bijector::{all_finite, Bijector};
 use crate::plot::images::{labelled_scatter, tile};
 use anyhow::Result;

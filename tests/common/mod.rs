@@ -123,3 +123,11 @@ pub const EVERY_LAYER: &[(&str, bool)] = &[
     (r#"{"prelu": {}}"#, false),
     (r#""tanh""#, false),
 ];
+
+/// Serializes the tests of one binary that seed libtorch's global generator: tests run on
+/// parallel threads, and one test's draws would otherwise interleave with another's, making
+/// "seeded" weights differ from run to run. Hold the guard for the whole test.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

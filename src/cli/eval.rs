@@ -1,0 +1,36 @@
+//! `flowlab eval`: re-evaluate a trained run and print its metrics as JSON.
+use anyhow::{bail, Result};
+use clap::Args;
+use flowlab::experiment::config::ModelConfig;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    pub run_dir: PathBuf,
+    /// Monte-Carlo samples: flow_fit's eval_samples, or a VAE's importance samples per test
+    /// image (default: the config's).
+    #[arg(long)]
+    pub samples: Option<i64>,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let (mut cfg, _) = super::load_run(&args.run_dir)?;
+    if let Some(n) = args.samples {
+        match &mut cfg.model {
+            ModelConfig::FlowFit(m) => m.eval_samples = n,
+            ModelConfig::Vae(m) => {
+                m.evaluation.importance_samples = n;
+                m.evaluation.validate(m.latent_dim, "--samples")?;
+            }
+            _ => bail!("--samples applies to flow_fit and vae runs only (density runs and autoencoders evaluate deterministically on their test set)"),
+        }
+    }
+    let model = super::build_loaded(&cfg, &args.run_dir)?;
+    let metrics: serde_json::Map<String, serde_json::Value> = model
+        .evaluate()?
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::json!(v)))
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&metrics)?);
+    Ok(())
+}

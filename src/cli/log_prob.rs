@@ -1,0 +1,36 @@
+//! `flowlab log-prob`: ln p(x) of a trained model on each row of a CSV.
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct LogProbArgs {
+    pub run_dir: PathBuf,
+    #[arg(long)]
+    pub input: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: LogProbArgs) -> Result<()> {
+    let (cfg, model) = super::load_run(&args.run_dir)?;
+    let Some(density) = model.log_density() else {
+        let hint = match cfg.model.kind() {
+            "hivae" => " (a HI-VAE answers `flowlab impute`; its marginal likelihood needs importance sampling over s and z)",
+            _ => "",
+        };
+        anyhow::bail!(
+            "{} runs define no ln p(x){hint} (runs that do: flow_fit, density, vae)",
+            cfg.model.kind()
+        )
+    };
+    let x = flowlab::data::csv::read_matrix(&args.input, density.data_dim() as usize)?;
+    let lp = density.log_prob(&x)?;
+    flowlab::data::csv::write_matrix(&args.out, &["log_prob".to_string()], &lp)?;
+    eprintln!(
+        "wrote {} log-densities to {}",
+        x.size()[0],
+        args.out.display()
+    );
+    Ok(())
+}

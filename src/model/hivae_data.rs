@@ -1,0 +1,101 @@
+//! The table of a HI-VAE run: column types, values, which cells train, validate and test, and
+//! per-column statistics (normalization from observed training cells; ranges from all true
+//! values, for the error measure).
+use super::hivae_config::{Missing, TableConfig};
+use super::hivae_lik::Stats;
+use crate::data::hetero::{self, ColumnType, Kind};
+use crate::data::toy::Rng;
+use anyhow::{ensure, Result};
+use tch::{Kind as DType, Tensor};
+
+/// A loaded table: `n` rows of `d` columns, cell masks row-major.
+pub struct TableData {
+    pub n: usize,
+    pub d: usize,
+    pub types: Vec<ColumnType>,
+    /// Values `[n, d]` (0 where absent), float32 on the CPU.
+    pub x: Tensor,
+    pub train: Vec<bool>,
+    pub val: Vec<bool>,
+    pub test: Vec<bool>,
+    /// Observed cells: train and validation.
+    pub all: Vec<bool>,
+    pub stats: Vec<Stats>,
+    pub ranges: Vec<f64>,
+}
+
+/// Reads the table, its types and missing mask, and splits the observed cells.
+pub fn load(c: &TableConfig) -> Result<TableData> {
+    let types = hetero::read_types(&c.types)?;
+    let table = hetero::read_table(&c.csv, &types)?;
+    let (n, d) = (table.rows, table.cols());
+    let hidden = match &c.missing {
+        Missing::None => vec![false; n * d],
+        Missing::Mask(p) => hetero::read_mask(p, n, d)?,
+        Missing::Mcar { rate, seed } => hetero::mcar_mask(n, d, *rate, *seed),
+    };
+    let mut rng = Rng::new(c.seed ^ 0xC0FF_EE00);
+    let mut val = vec![false; n * d];
+    let mut train = vec![false; n * d];
+    let mut test = vec![false; n * d];
+    for i in 0..n * d {
+        let observed = table.present[i] && !hidden[i];
+        test[i] = table.present[i] && hidden[i];
+        val[i] = observed && rng.uniform() < c.val_fraction;
+        train[i] = observed && !val[i];
+    }
+    let all: Vec<bool> = (0..n * d).map(|i| train[i] || val[i]).collect();
+    // Statistics and ranges per column, from observed training cells / all true values.
+    let mut stats = Vec::new();
+    let mut ranges = Vec::new();
+    for (j, t) in types.iter().enumerate() {
+        let f = |v: f64| {
+            if matches!(t.kind, Kind::Positive | Kind::Count) {
+                v.ln_1p()
+            } else {
+                v
+            }
+        };
+        let seen: Vec<f64> = (0..n)
+            .filter(|&i| train[i * d + j])
+            .map(|i| f(table.values[i * d + j]))
+            .collect();
+        ensure!(
+            !seen.is_empty(),
+            "{}: column {} has no observed training cell",
+            c.csv.display(),
+            j + 1
+        );
+        let mean = seen.iter().sum::<f64>() / seen.len() as f64;
+        let var = seen.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / seen.len() as f64;
+        stats.push(Stats {
+            mean,
+            std: var.sqrt().max(1e-6),
+        });
+        let present: Vec<f64> = (0..n)
+            .filter(|&i| table.present[i * d + j])
+            .map(|i| table.values[i * d + j])
+            .collect();
+        let (lo, hi) = present
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        ranges.push(hi - lo);
+    }
+    let x = Tensor::from_slice(&table.values)
+        .reshape([n as i64, d as i64])
+        .to_kind(DType::Float);
+    Ok(TableData {
+        n,
+        d,
+        types,
+        x,
+        train,
+        val,
+        test,
+        all,
+        stats,
+        ranges,
+    })
+}
