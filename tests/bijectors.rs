@@ -1,7 +1,6 @@
-//! Every bijector, checked the same three ways (reference `toy-targets.md`):
+//! Every bijector, checked the same three ways:
 //! round trip, log-det against the autograd Jacobian per sample (float64), and in 2-D the
 //! transformed standard normal integrating to 1 on a grid.
-use flowlab::bijector::checks::{density_integral, log_det_error, round_trip};
 use flowlab::bijector::elementwise::{Affine, Elementwise, Exp, PReLU, Sigmoid, Tanh};
 use flowlab::bijector::spline::RationalQuadraticSpline;
 use flowlab::bijector::{Bijector, Chain, FlowError, Invert};
@@ -11,6 +10,8 @@ use flowlab::flow::radial::RadialFlow;
 use flowlab::grid::Grid2d;
 use tch::{Device, Kind, Tensor};
 
+mod common;
+
 const F64: (Kind, Device) = (Kind::Double, Device::Cpu);
 
 fn t(v: &[f64]) -> Tensor {
@@ -18,52 +19,13 @@ fn t(v: &[f64]) -> Tensor {
 }
 
 fn sample(n: i64, d: i64, seed: i64) -> Tensor {
-    tch::manual_seed(seed);
-    Tensor::randn([n, d], F64)
+    common::normal_points(n, d, seed)
 }
 
-/// Round trip and autograd log-det to 1e-5 (float64) on 128 standard-normal points.
-fn assert_invertible_with_exact_log_det(b: &dyn Bijector, x: &Tensor) {
-    let rt = round_trip(b, x, None).unwrap();
-    assert!(
-        rt.max_abs_error < 1e-5,
-        "{}: round trip error {}",
-        b.name(),
-        rt.max_abs_error
-    );
-    assert!(
-        rt.max_log_det_error < 1e-5,
-        "{}: forward + inverse log-det = {}",
-        b.name(),
-        rt.max_log_det_error
-    );
-    let ld = log_det_error(b, x, None).unwrap();
-    assert!(
-        ld < 1e-5,
-        "{}: log-det differs from autograd by {ld}",
-        b.name()
-    );
-}
-
-fn assert_integrates_to_one(b: &dyn Bijector, grid: &Grid2d) {
-    let integral = density_integral(b, grid).unwrap();
-    assert!(
-        (integral - 1.0).abs() < 1e-3,
-        "{}: ∫q = {integral}",
-        b.name()
-    );
-}
-
-/// A grid that follows the pushforward's samples (fine where the mass is).
-fn adaptive_grid(b: &dyn Bijector) -> Grid2d {
-    let z = sample(100_000, 2, 7);
-    let (y, _) = tch::no_grad(|| b.forward(&z, None)).unwrap();
-    Grid2d::from_samples(&y, 1200)
-}
+use common::{assert_integrates_to_one, assert_invertible_with_exact_log_det};
 
 fn check_all_three(b: &dyn Bijector) {
-    assert_invertible_with_exact_log_det(b, &sample(128, 2, 1));
-    assert_integrates_to_one(b, &adaptive_grid(b));
+    common::three_checks(b, 100_000, 1200);
 }
 
 fn planar(u: &[f64], w: &[f64], b: f64) -> PlanarFlow {

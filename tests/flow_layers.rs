@@ -1,11 +1,10 @@
 //! Flow layers for density models: MADE, MAF/IAF, coupling (on vectors), batch normalization,
 //! invertible linear maps and ActNorm, each through the three checks, plus their structure
 //! (MADE's triangular Jacobian, MAF's sampler, batch-norm modes, LU against plain).
-use flowlab::bijector::checks::{density_integral, log_det_error, round_trip};
+use flowlab::bijector::checks::{log_det_error, round_trip};
 use flowlab::bijector::Bijector;
 use flowlab::distribution::{Distribution, StandardNormal, TransformedDistribution};
 use flowlab::flow::{Flow, LayerConfig};
-use flowlab::grid::Grid2d;
 use flowlab::nn::made::Made;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -33,27 +32,6 @@ fn random_flow(layers: &[LayerConfig], dim: i64, seed: i64) -> (nn::VarStore, Fl
     (vs, flow)
 }
 
-fn check_three(b: &dyn Bijector, name: &str) {
-    check_three_on(b, name, 100_000, 1000);
-}
-
-/// The three checks, the integral on a `grid`² grid over the box of `samples` draws.
-fn check_three_on(b: &dyn Bijector, name: &str, samples: i64, grid: usize) {
-    tch::manual_seed(1);
-    let x = Tensor::randn([128, 2], (Kind::Double, Device::Cpu));
-    let rt = round_trip(b, &x, None).unwrap();
-    assert!(
-        rt.max_abs_error < 1e-5 && rt.max_log_det_error < 1e-5,
-        "{name}: {rt:?}"
-    );
-    let ld = log_det_error(b, &x, None).unwrap();
-    assert!(ld < 1e-5, "{name}: log-det vs autograd {ld}");
-    let z = Tensor::randn([samples, 2], (Kind::Double, Device::Cpu));
-    let (y, _) = tch::no_grad(|| b.forward(&z, None)).unwrap();
-    let integral = density_integral(b, &Grid2d::from_samples(&y, grid)).unwrap();
-    assert!((integral - 1.0).abs() < 1e-3, "{name}: ∫q = {integral}");
-}
-
 fn layer(json: &str) -> LayerConfig {
     serde_json::from_str(json).unwrap()
 }
@@ -64,7 +42,7 @@ fn every_layer_kind_passes_the_three_checks_with_free_parameters() {
     for (json, _) in common::EVERY_LAYER {
         // The whole block: each of its layers is exercised through it.
         let (_vs, flow) = random_flow(&[layer(json)], 2, 3);
-        check_three_on(&flow.bijector(), json, 50_000, 500);
+        common::three_checks(&flow.bijector(), 50_000, 500);
     }
 }
 
@@ -200,7 +178,7 @@ fn batchnorm_in_evaluation_passes_the_three_checks_and_in_training_normalizes_th
         0.1,
         false,
     );
-    check_three(&eval, "batchnorm (evaluation)");
+    common::three_checks(&eval, 100_000, 1000);
 
     // Training: the density pass normalizes with the batch's statistics, reports
     // Σ(log γ − ½ ln(v + ε)), and moves the running averages by the momentum.
@@ -256,7 +234,7 @@ fn maf_block_with_batchnorm_keeps_its_orders_and_normalizes_after_each_made() {
     );
     assert!(flow.has_batch_statistics());
     // Evaluation mode (running statistics) is a bijector like any other.
-    check_three(&flow.bijector(), "maf with batchnorm");
+    common::three_checks(&flow.bijector(), 100_000, 1000);
 
     // The MADEs are those of the same block without batch normalization (same seed): the
     // block's reversed orders are kept between layers.
@@ -302,7 +280,7 @@ fn invertible_linear_in_both_forms_passes_the_checks_and_lu_equals_plain_at_init
         r#"{"linear": {"lu": false}}"#,
     ] {
         let (_vs, flow) = random_flow(&[layer(json)], 2, 9);
-        check_three(&flow.bijector(), json);
+        common::three_checks(&flow.bijector(), 100_000, 1000);
     }
     // Same seed: the LU form and the plain form start as the same rotation.
     let build = |lu: bool| {

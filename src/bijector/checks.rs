@@ -1,4 +1,4 @@
-//! The three checks every bijector must pass (reference `toy-targets.md`):
+//! The three checks every bijector must pass:
 //! 1. round trip: inverse(forward(x)) ≈ x;
 //! 2. log|det J| equals the log-abs-determinant of the Jacobian built by autograd, per sample;
 //! 3. in 2-D, the density of a transformed standard normal integrates to 1 on a grid.

@@ -1,5 +1,5 @@
 //! `flowlab export RUN_DIR… --out NAME.ipynb`: a Jupyter notebook (nbformat 4) of finished runs:
-//! the equations each model implements (LaTeX, numbered as in the seed), every run's config,
+//! the equations each model implements (LaTeX, with the papers they come from), every run's config,
 //! final metrics, curves and figures (embedded PNGs), and a code cell that reloads the metrics
 //! from the run folders. The notebook is generated, never edited by hand: rerun the command.
 use anyhow::{ensure, Context, Result};

@@ -48,7 +48,7 @@ enum Command {
     Impute(impute::ImputeArgs),
     /// Final metrics of several runs as a markdown table (and a CSV).
     Compare(compare::CompareArgs),
-    /// Figures: the seed's Fig. 1, targets, runs, a VAE's latent space.
+    /// Figures: Rezende & Mohamed's Fig. 1, targets, runs, a VAE's latent space.
     #[command(subcommand)]
     Plot(plot::PlotCommand),
 }

@@ -1,4 +1,4 @@
-//! `flowlab plot`: the seed's Fig. 1 (a standard normal through one planar or radial layer),
+//! `flowlab plot`: Rezende & Mohamed (2015)'s Fig. 1 (a standard normal through one planar or radial layer),
 //! target densities, and a run's figures regenerated from its checkpoint.
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
@@ -32,7 +32,7 @@ pub enum PlotCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// The seed's Fig. 1 as one image: N(0, I), then through a planar layer (u = (1, 0),
+    /// Rezende & Mohamed (2015)'s Fig. 1 as one image: N(0, I), then through a planar layer (u = (1, 0),
     /// w = (5, 0), b = 0), then through a radial layer (z0 = (0.5, 0), α = 0.5, β = 1).
     Fig1 {
         #[arg(long)]

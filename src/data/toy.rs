@@ -1,6 +1,6 @@
 //! Toy 2-D data sets of the density-estimation literature (FFJORD's `toy_data.py`, also used by
 //! nflows and normflows), generated in Rust from a seed: moons, circles, rings, 8gaussians,
-//! pinwheel, 2spirals, checkerboard. Recipes: reference `published-numbers.md`, toy data table.
+//! pinwheel, 2spirals, checkerboard. Recipes as in the FFJORD and neural-spline-flow papers' toy experiments (Grathwohl et al. 2019; Durkan et al. 2019).
 pub use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;

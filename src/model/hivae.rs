@@ -1,5 +1,5 @@
-//! HI-VAE for incomplete heterogeneous tables (Nazábal et al. 2020), with the seed's research plan
-//! (§8): normalizing flows inside it.
+//! HI-VAE for incomplete heterogeneous tables (Nazábal et al. 2020), with normalizing flows
+//! inside it (in its posterior, its prior, or both).
 //!
 //! Generative model: s ~ Cat(1/K) (a mixture component), z | s ~ N(μ_s, I) with μ_s = W s, or that
 //! Gaussian pushed through a learnable flow g (`prior_flow`: ln p(z|s) = ln N(g⁻¹(z); μ_s, I) +

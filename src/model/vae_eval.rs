@@ -1,5 +1,5 @@
 //! Evaluation and figures of a trained [`Vae`]: importance-weighted NLL, ELBO per split, and the
-//! seed's Fig. 2a/2b with reconstructions, prior samples and (2-D latents) the code scatter.
+//! posterior-sample grid and latent sweeps with reconstructions, prior samples and (2-D latents) the code scatter.
 //!
 //! Importance-weighted NLL (Burda et al. 2016; the protocol of the Sylvester paper, S = 5,000):
 //!

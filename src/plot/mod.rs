@@ -1,4 +1,4 @@
-//! PNG figures: density images on a grid (the seed's Fig. 1 style), sample scatters, and their
+//! PNG figures: density images on a grid (Rezende & Mohamed 2015, Fig. 1 style), sample scatters, and their
 //! overlay. Pixels only: no axes or text, windows are stated in file names and docs.
 pub mod curves;
 pub mod images;

@@ -1,7 +1,7 @@
 //! Unnormalized 2-D energies U1–U4 of Rezende & Mohamed (2015), Table 1: p(z) ∝ exp(−U(z)).
 //!
 //! U2–U4 as printed do not decay along z1, so flowlab adds the envelope E(z) = ½(‖z‖₄/8)⁴ to
-//! them (reference `toy-targets.md`); with it U1 and U2 equal normflows' `TwoModes(2, 0.2)` and
+//! them (the paper's U2–U4 do not integrate); with it U1 and U2 equal normflows' `TwoModes(2, 0.2)` and
 //! `Sinusoidal(0.4, 4)`. ln Z is computed once per process by grid integration so that a fit can
 //! report KL(q‖p) = F + ln Z ≥ 0.
 use crate::grid::Grid2d;

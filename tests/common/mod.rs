@@ -1,4 +1,7 @@
 #![allow(dead_code)]
+use flowlab::bijector::checks::{density_integral, log_det_error, round_trip};
+use flowlab::bijector::Bijector;
+use flowlab::grid::Grid2d;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -130,4 +133,52 @@ pub const EVERY_LAYER: &[(&str, bool)] = &[
 pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Standard-normal points `[n, d]` in float64 from seed `seed`.
+pub fn normal_points(n: i64, d: i64, seed: i64) -> tch::Tensor {
+    tch::manual_seed(seed);
+    tch::Tensor::randn([n, d], (tch::Kind::Double, tch::Device::Cpu))
+}
+
+/// Checks 1 and 2: round trip and per-sample log-det against autograd, to 1e-5 in float64.
+pub fn assert_invertible_with_exact_log_det(b: &dyn Bijector, x: &tch::Tensor) {
+    let rt = round_trip(b, x, None).unwrap();
+    assert!(
+        rt.max_abs_error < 1e-5,
+        "{}: round trip error {}",
+        b.name(),
+        rt.max_abs_error
+    );
+    assert!(
+        rt.max_log_det_error < 1e-5,
+        "{}: forward + inverse log-det = {}",
+        b.name(),
+        rt.max_log_det_error
+    );
+    let ld = log_det_error(b, x, None).unwrap();
+    assert!(
+        ld < 1e-5,
+        "{}: log-det differs from autograd by {ld}",
+        b.name()
+    );
+}
+
+/// Check 3: the pushforward of N(0, I) integrates to 1 ± 1e-3 on `grid`.
+pub fn assert_integrates_to_one(b: &dyn Bijector, grid: &Grid2d) {
+    let integral = density_integral(b, grid).unwrap();
+    assert!(
+        (integral - 1.0).abs() < 1e-3,
+        "{}: ∫q = {integral}",
+        b.name()
+    );
+}
+
+/// The three checks on a 2-D bijector: 1 and 2 on 128 points, 3 on a `grid`² grid over the box
+/// of `samples` pushed-forward draws (fine where the mass is).
+pub fn three_checks(b: &dyn Bijector, samples: i64, grid: usize) {
+    assert_invertible_with_exact_log_det(b, &normal_points(128, 2, 1));
+    let z = normal_points(samples, 2, 7);
+    let (y, _) = tch::no_grad(|| b.forward(&z, None)).unwrap();
+    assert_integrates_to_one(b, &Grid2d::from_samples(&y, grid));
 }
