@@ -265,6 +265,32 @@ fn build_level(
     shape: [i64; 3],
     l: i64,
 ) -> Result<LevelParams> {
+    let last = l + 1 == cfg.levels;
+    let st = level_steps(q, cfg, cur, shape, l)?;
+    let hidden = cfg.hidden;
+    let split = (!last).then(|| {
+        let keep = cur[0] - cur[0] / 2;
+        let net = ConvNet::new(&(q / "split_prior"), keep, hidden, 2 * (cur[0] / 2));
+        *cur = [keep, cur[1], cur[2]];
+        net
+    });
+    ensure!(
+        last || cur[0] >= 1,
+        "multiscale: nothing left to factor out at level {}",
+        l + 1
+    );
+    Ok(LevelParams { steps: st, split })
+}
+
+/// The steps of level `l` in the density direction (Glow: squeeze, then K × (ActNorm, 1×1
+/// convolution, channel coupling); RealNVP: checkerboard couplings, squeeze, channel couplings).
+fn level_steps(
+    q: &nn::Path,
+    cfg: &MultiScaleConfig,
+    cur: &mut [i64; 3],
+    shape: [i64; 3],
+    l: i64,
+) -> Result<Vec<Step>> {
     let MultiScaleConfig {
         kind,
         levels,
@@ -333,16 +359,5 @@ fn build_level(
             }
         }
     }
-    let split = (!last).then(|| {
-        let keep = cur[0] - cur[0] / 2;
-        let net = ConvNet::new(&(q / "split_prior"), keep, hidden, 2 * (cur[0] / 2));
-        *cur = [keep, cur[1], cur[2]];
-        net
-    });
-    ensure!(
-        last || cur[0] >= 1,
-        "multiscale: nothing left to factor out at level {}",
-        l + 1
-    );
-    Ok(LevelParams { steps: st, split })
+    Ok(st)
 }

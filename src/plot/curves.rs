@@ -100,6 +100,53 @@ fn label(v: f64) -> String {
 /// and numbered i + 1 in the legend; the y range (min, max) and the last step are written on
 /// the axes.
 pub fn curves_figure(series: &[Vec<(f64, f64)>], width: u32, height: u32) -> Result<RgbImage> {
+    let (x0, x1, y0, y1) = data_box(series)?;
+    let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
+    let (left, right, top, bottom) = (
+        80.0,
+        20.0,
+        20.0 + 14.0 * series.len().div_ceil(8) as f64,
+        30.0,
+    );
+    let (w, h) = (width as f64 - left - right, height as f64 - top - bottom);
+    let ink = Rgb([60, 60, 60]);
+    draw_axes(&mut img, (left, top, w, h), (x0, x1, y0, y1), ink);
+    let to_px = |(x, y): (f64, f64)| {
+        (
+            left + (x - x0) / (x1 - x0) * w,
+            top + (y1 - y) / (y1 - y0) * h,
+        )
+    };
+    for (i, s) in series.iter().enumerate() {
+        let c = colour(i);
+        let pts: Vec<(f64, f64)> = s
+            .iter()
+            .filter(|(_, v)| v.is_finite())
+            .map(|p| to_px(*p))
+            .collect();
+        for pair in pts.windows(2) {
+            line(&mut img, pair[0], pair[1], c);
+        }
+        // Legend: a swatch and the run's number.
+        let (lx, ly) = (left + 90.0 * (i % 8) as f64, 6.0 + 14.0 * (i / 8) as f64);
+        for dy in 0..3 {
+            let y = ly + 4.0 + dy as f64;
+            line(&mut img, (lx, y), (lx + 20.0, y), c);
+        }
+        text(
+            &mut img,
+            lx as i64 + 26,
+            ly as i64,
+            &(i + 1).to_string(),
+            2,
+            ink,
+        );
+    }
+    Ok(img)
+}
+
+/// The range of the finite points: (x0, x1, y0, y1), widened where it is empty.
+fn data_box(series: &[Vec<(f64, f64)>]) -> Result<(f64, f64, f64, f64)> {
     let points: Vec<&(f64, f64)> = series
         .iter()
         .flatten()
@@ -121,77 +168,29 @@ pub fn curves_figure(series: &[Vec<(f64, f64)>], width: u32, height: u32) -> Res
     if y1 <= y0 {
         (y0, y1) = (y0 - 0.5, y1 + 0.5);
     }
-    let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-    let (left, right, top, bottom) = (
-        80.0,
-        20.0,
-        20.0 + 14.0 * series.len().div_ceil(8) as f64,
-        30.0,
-    );
-    let (w, h) = (width as f64 - left - right, height as f64 - top - bottom);
+    Ok((x0, x1, y0, y1))
+}
+
+/// Grid, axes and the range labels of the plot area `(left, top, w, h)`.
+fn draw_axes(
+    img: &mut RgbImage,
+    (left, top, w, h): (f64, f64, f64, f64),
+    (x0, x1, y0, y1): (f64, f64, f64, f64),
+    ink: Rgb<u8>,
+) {
     let grey = Rgb([225, 225, 225]);
     for k in 0..=4 {
         let y = top + h * k as f64 / 4.0;
-        line(&mut img, (left, y), (left + w, y), grey);
+        line(img, (left, y), (left + w, y), grey);
         let x = left + w * k as f64 / 4.0;
-        line(&mut img, (x, top), (x, top + h), grey);
+        line(img, (x, top), (x, top + h), grey);
     }
-    let ink = Rgb([60, 60, 60]);
-    line(&mut img, (left, top + h), (left + w, top + h), ink);
-    line(&mut img, (left, top), (left, top + h), ink);
-    text(&mut img, 4, top as i64, &label(y1), 2, ink);
-    text(&mut img, 4, (top + h) as i64 - 10, &label(y0), 2, ink);
-    text(
-        &mut img,
-        left as i64,
-        (top + h) as i64 + 8,
-        &label(x0),
-        2,
-        ink,
-    );
+    line(img, (left, top + h), (left + w, top + h), ink);
+    line(img, (left, top), (left, top + h), ink);
+    text(img, 4, top as i64, &label(y1), 2, ink);
+    text(img, 4, (top + h) as i64 - 10, &label(y0), 2, ink);
+    text(img, left as i64, (top + h) as i64 + 8, &label(x0), 2, ink);
     let xl = label(x1);
-    text(
-        &mut img,
-        (left + w) as i64 - 8 * xl.len() as i64,
-        (top + h) as i64 + 8,
-        &xl,
-        2,
-        ink,
-    );
-    let to_px = |(x, y): (f64, f64)| {
-        (
-            left + (x - x0) / (x1 - x0) * w,
-            top + (y1 - y) / (y1 - y0) * h,
-        )
-    };
-    for (i, s) in series.iter().enumerate() {
-        let c = colour(i);
-        let pts: Vec<(f64, f64)> = s
-            .iter()
-            .filter(|(_, v)| v.is_finite())
-            .map(|p| to_px(*p))
-            .collect();
-        for pair in pts.windows(2) {
-            line(&mut img, pair[0], pair[1], c);
-        }
-        // Legend: a swatch and the run's number.
-        let (lx, ly) = (left + 90.0 * (i % 8) as f64, 6.0 + 14.0 * (i / 8) as f64);
-        for dy in 0..3 {
-            line(
-                &mut img,
-                (lx, ly + 4.0 + dy as f64),
-                (lx + 20.0, ly + 4.0 + dy as f64),
-                c,
-            );
-        }
-        text(
-            &mut img,
-            lx as i64 + 26,
-            ly as i64,
-            &(i + 1).to_string(),
-            2,
-            ink,
-        );
-    }
-    Ok(img)
+    let x = (left + w) as i64 - 8 * xl.len() as i64;
+    text(img, x, (top + h) as i64 + 8, &xl, 2, ink);
 }
