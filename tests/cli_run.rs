@@ -87,6 +87,34 @@ fn a_short_run_writes_every_artifact_and_the_tools_read_them() {
     assert_eq!(vals.len(), 500);
     assert!(vals.iter().all(|v| v.is_finite()));
 
+    // Rows whose density is not finite are never written silently: named, non-zero exit.
+    let bad_in = dir.join("bad.csv");
+    std::fs::write(&bad_in, "x1,x2\n0.5,0.1\n1e30,1e30\n1,-0.3\n-1e25,3\n").unwrap();
+    let bad_out = dir.join("bad-lp.csv");
+    let args = [
+        "log-prob",
+        run.to_str().unwrap(),
+        "--input",
+        bad_in.to_str().unwrap(),
+        "--out",
+        bad_out.to_str().unwrap(),
+    ];
+    let o = flowlab(&args);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("2 of 4 log-densities are not finite (data rows 2, 4)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!bad_out.exists(), "a refused result must not be written");
+    let o = flowlab(&[&args[..], &["--allow-nonfinite"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("written as they are"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&bad_out).unwrap().lines().count(),
+        5
+    );
+
     // The trained flow passes the three checks.
     let o = flowlab(&["check", run.to_str().unwrap(), "--grid", "600"]);
     assert!(

@@ -11,6 +11,9 @@ pub struct EvalArgs {
     /// image (default: the config's).
     #[arg(long)]
     pub samples: Option<i64>,
+    /// Exit 0 even if some metric is NaN or infinite (it is printed as null).
+    #[arg(long)]
+    pub allow_nonfinite: bool,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -26,11 +29,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
     }
     let model = super::build_loaded(&cfg, &args.run_dir)?;
-    let metrics: serde_json::Map<String, serde_json::Value> = model
-        .evaluate()?
-        .into_iter()
-        .map(|(k, v)| (k, serde_json::json!(v)))
+    let values = model.evaluate()?;
+    let metrics: serde_json::Map<String, serde_json::Value> = values
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
         .collect();
     println!("{}", serde_json::to_string_pretty(&metrics)?);
+    let bad: Vec<&str> = values
+        .iter()
+        .filter(|(_, v)| !v.is_finite())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    anyhow::ensure!(
+        bad.is_empty() || args.allow_nonfinite,
+        "metrics {} are not finite (pass --allow-nonfinite to accept that)",
+        bad.join(", ")
+    );
     Ok(())
 }

@@ -10,6 +10,9 @@ pub struct LogProbArgs {
     pub input: PathBuf,
     #[arg(long)]
     pub out: PathBuf,
+    /// Write the file even if some log-densities are NaN or infinite (they are reported).
+    #[arg(long)]
+    pub allow_nonfinite: bool,
 }
 
 pub fn run(args: LogProbArgs) -> Result<()> {
@@ -26,6 +29,7 @@ pub fn run(args: LogProbArgs) -> Result<()> {
     };
     let x = flowlab::data::csv::read_matrix(&args.input, density.data_dim() as usize)?;
     let lp = density.log_prob(&x)?;
+    super::check_finite(&lp, "log-densities", args.allow_nonfinite)?;
     flowlab::data::csv::write_matrix(&args.out, &["log_prob".to_string()], &lp)?;
     eprintln!(
         "wrote {} log-densities to {}",

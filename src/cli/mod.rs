@@ -85,3 +85,27 @@ pub fn build_loaded(cfg: &ExperimentConfig, run_dir: &Path) -> Result<Box<dyn Mo
         .with_context(|| format!("loading the weights of {}", run_dir.display()))?;
     Ok(model)
 }
+
+/// Refuses output with non-finite rows unless `allow`: says how many and which (1-based, the
+/// first ten) so a NaN never reaches a file with a zero exit code.
+pub fn check_finite(t: &tch::Tensor, what: &str, allow: bool) -> Result<()> {
+    let rows = t.reshape([t.size()[0], -1]);
+    let bad = rows.isfinite().logical_not().any_dim(1, false);
+    let idx = Vec::<i64>::try_from(bad.nonzero().view([-1]))?;
+    if idx.is_empty() {
+        return Ok(());
+    }
+    let first: Vec<String> = idx.iter().take(10).map(|i| (i + 1).to_string()).collect();
+    let more = if idx.len() > 10 { ", …" } else { "" };
+    let msg = format!(
+        "{} of {} {what} are not finite (data rows {}{more})",
+        idx.len(),
+        rows.size()[0],
+        first.join(", ")
+    );
+    if allow {
+        eprintln!("warning: {msg}; written as they are (--allow-nonfinite)");
+        return Ok(());
+    }
+    anyhow::bail!("{msg}; nothing was written (pass --allow-nonfinite to write them anyway)")
+}

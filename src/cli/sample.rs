@@ -15,6 +15,9 @@ pub struct SampleArgs {
     /// Sampling temperature: the base noise is scaled by T (Glow); 1 samples the model.
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
+    /// Write the file even if some samples are NaN or infinite (they are reported).
+    #[arg(long)]
+    pub allow_nonfinite: bool,
 }
 
 pub fn run(args: SampleArgs) -> Result<()> {
@@ -32,9 +35,18 @@ pub fn run(args: SampleArgs) -> Result<()> {
         )
     };
     tch::manual_seed(args.seed);
+    let t0 = std::time::Instant::now();
     let x = sampler.sample(args.n, t)?;
+    let drawn = t0.elapsed().as_secs_f64();
+    super::check_finite(&x, "samples", args.allow_nonfinite)?;
     let header: Vec<String> = (1..=sampler.data_dim()).map(|i| format!("x{i}")).collect();
+    let t1 = std::time::Instant::now();
     flowlab::data::csv::write_matrix(&args.out, &header, &x)?;
-    eprintln!("wrote {} samples to {}", args.n, args.out.display());
+    eprintln!(
+        "drew {} samples in {drawn:.3} s, wrote them to {} in {:.3} s",
+        args.n,
+        args.out.display(),
+        t1.elapsed().as_secs_f64()
+    );
     Ok(())
 }
