@@ -71,31 +71,55 @@ impl MaskedAutoregressive {
 
     /// The elementwise map u ↦ x given the conditioner's outputs on (a guess of) x.
     fn transformer(&self, x: &Tensor, context: Option<&Tensor>) -> Box<dyn Elementwise> {
-        let p = self.made.forward(x, context);
-        match self.law {
-            Law::Affine => Box::new(Affine::new(p.select(1, 0), p.select(1, 1))),
-            Law::Additive => {
-                let shift = p.select(1, 0);
-                let zero = shift.zeros_like();
-                Box::new(Affine::new(shift, zero))
-            }
-            // [batch, P, D] → [batch, D, P]: one spline per coordinate.
-            Law::Spline { bins, bound } => Box::new(RationalQuadraticSpline::from_raw(
-                &p.permute([0, 2, 1]),
-                bins,
-                bound,
-            )),
-        }
+        elementwise(self.law, &self.made.forward(x, context))
     }
-}
 
-impl Bijector for MaskedAutoregressive {
-    /// Base → data, D sequential passes: after pass k the first k dimensions in the order are final.
-    fn forward(&self, u: &Tensor, context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
+    /// Sampling by D full passes of the MADE (each pass recomputes every output from the
+    /// current guess). Kept as the reference the incremental [`forward`](Bijector::forward) is
+    /// tested against.
+    pub fn forward_by_passes(
+        &self,
+        u: &Tensor,
+        context: Option<&Tensor>,
+    ) -> FlowResult<(Tensor, Tensor)> {
         expect_dim(u, self.made.dim(), "maf")?;
         solve(&self.made, u, |x| {
             self.transformer(x, context).forward_elementwise(u)
         })
+    }
+}
+
+/// The law's elementwise map with parameters `p: [batch, P, n]` for n coordinates.
+fn elementwise(law: Law, p: &Tensor) -> Box<dyn Elementwise> {
+    match law {
+        Law::Affine => Box::new(Affine::new(p.select(1, 0), p.select(1, 1))),
+        Law::Additive => {
+            let shift = p.select(1, 0);
+            let zero = shift.zeros_like();
+            Box::new(Affine::new(shift, zero))
+        }
+        // [batch, P, n] → [batch, n, P]: one spline per coordinate.
+        Law::Spline { bins, bound } => Box::new(RationalQuadraticSpline::from_raw(
+            &p.permute([0, 2, 1]),
+            bins,
+            bound,
+        )),
+    }
+}
+
+impl Bijector for MaskedAutoregressive {
+    /// Base → data, one coordinate at a time in the order ([`Made::solve`]: the D passes
+    /// together cost about one network pass).
+    fn forward(&self, u: &Tensor, context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
+        expect_dim(u, self.made.dim(), "maf")?;
+        let mut log_det = u.select(1, 0).zeros_like();
+        let x = self.made.solve(u.size()[0], context, |j, out| {
+            let (xj, ld) =
+                elementwise(self.law, &out.unsqueeze(2)).forward_elementwise(&u.narrow(1, j, 1))?;
+            log_det += ld.squeeze_dim(1);
+            Ok(xj.squeeze_dim(1))
+        })?;
+        Ok((x, log_det))
     }
 
     /// Data → base, one pass.

@@ -15,6 +15,8 @@ pub struct Made {
     params: i64,
     /// The degree (1-based position in the order) of each input, `[D]`.
     order: Tensor,
+    /// Degrees: the inputs' (the order) and each hidden layer's units'.
+    degrees: Vec<Vec<i64>>,
 }
 
 impl Made {
@@ -92,6 +94,7 @@ impl Made {
             dim,
             params,
             order: Tensor::from_slice(order).to_device(p.device()),
+            degrees,
         }
     }
 
@@ -137,7 +140,108 @@ impl Made {
             dim: self.dim,
             params: self.params,
             order: self.order.shallow_clone(),
+            degrees: self.degrees.clone(),
         }
+    }
+}
+
+impl Made {
+    /// Solves an autoregressive map one coordinate at a time in `order`: `step(j, θ_j)` gets the
+    /// `[batch, params]` outputs of coordinate j, computed from the coordinates before it, and
+    /// returns its value `[batch]`. Returns all values `[batch, D]`.
+    ///
+    /// Each pass computes only what becomes final in it: after coordinates of degree < k are
+    /// known, exactly the hidden units of degree k − 1 (in every layer) and coordinate k's
+    /// outputs can be computed (a unit of degree d reads only inputs of degree ≤ d), so the D
+    /// passes together cost about one full network pass instead of D of them (the way MADE's
+    /// masks make sampling cheap; Germain et al. 2015, §4).
+    pub fn solve(
+        &self,
+        batch: i64,
+        context: Option<&Tensor>,
+        mut step: impl FnMut(i64, &Tensor) -> crate::bijector::FlowResult<Tensor>,
+    ) -> crate::bijector::FlowResult<Tensor> {
+        let n = self.layers.len();
+        let dev = self.order.device();
+        let kind = self.layers[0].0.kind();
+        let masked: Vec<Tensor> = self
+            .layers
+            .iter()
+            .map(|(w, _, m)| w * m.to_kind(kind))
+            .collect();
+        let ctx = match (&self.context, context) {
+            (Some(cw), Some(c)) => Some(c.linear::<Tensor>(cw, None)),
+            _ => None,
+        };
+        let opts = (kind, dev);
+        let mut x = Tensor::zeros([batch, self.dim], opts);
+        // Post-activation buffers of the hidden layers; units not yet computed stay 0 (their
+        // weights into units of lower degree are masked to 0 anyway).
+        let mut hidden: Vec<Tensor> = (1..n)
+            .map(|l| Tensor::zeros([batch, self.degrees[l].len() as i64], opts))
+            .collect();
+        let units = |l: usize, d: i64| -> Tensor {
+            let idx: Vec<i64> = (0..self.degrees[l].len() as i64)
+                .filter(|&u| self.degrees[l][u as usize] == d)
+                .collect();
+            Tensor::from_slice(&idx).to_device(dev)
+        };
+        for k in 1..=self.dim {
+            for l in 1..n {
+                let idx = units(l, k - 1);
+                if idx.numel() == 0 {
+                    continue;
+                }
+                let input = if l == 1 { &x } else { &hidden[l - 2] };
+                let (w, b) = (
+                    masked[l - 1].index_select(0, &idx),
+                    self.layers[l - 1].1.index_select(0, &idx),
+                );
+                let mut pre = input.linear(&w, Some(&b));
+                if l == 1 {
+                    if let Some(c) = &ctx {
+                        pre += c.index_select(1, &idx);
+                    }
+                }
+                put(&mut hidden[l - 1], &idx, &pre.relu());
+            }
+            // Coordinate j has degree k; its P outputs are rows p·D + j of the last layer.
+            let j = self.degrees[0].iter().position(|&d| d == k).unwrap_or(0) as i64;
+            let rows = Tensor::from_slice(
+                &(0..self.params)
+                    .map(|p| p * self.dim + j)
+                    .collect::<Vec<_>>(),
+            )
+            .to_device(dev);
+            let input = if n == 1 { &x } else { &hidden[n - 2] };
+            let (w, b) = (
+                masked[n - 1].index_select(0, &rows),
+                self.layers[n - 1].1.index_select(0, &rows),
+            );
+            let mut out = input.linear(&w, Some(&b));
+            if n == 1 {
+                if let Some(c) = &ctx {
+                    out += c.index_select(1, &rows);
+                }
+            }
+            let value = step(j, &out)?;
+            put(
+                &mut x,
+                &Tensor::from_slice(&[j]).to_device(dev),
+                &value.reshape([-1, 1]),
+            );
+        }
+        Ok(x)
+    }
+}
+
+/// Writes `values` into columns `idx` of `t`: in place when no gradient flows (sampling: no
+/// copy of the whole buffer per pass), as a new tensor otherwise (autograd keeps the old one).
+fn put(t: &mut Tensor, idx: &Tensor, values: &Tensor) {
+    if values.requires_grad() {
+        *t = t.index_copy(1, idx, values);
+    } else {
+        let _ = t.index_copy_(1, idx, values);
     }
 }
 
