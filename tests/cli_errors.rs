@@ -187,3 +187,34 @@ fn bad_csv_and_bad_checkpoints_are_named() {
     let o = flowlab(&["eval", dir.to_str().unwrap()]);
     assert_clean_failure(&o, &["not a run folder"]);
 }
+
+#[test]
+fn common_mistakes_with_paths_say_what_to_do() {
+    let dir = scratch("path-mistakes");
+    let cfg = dir.join("tiny.json");
+    std::fs::write(&cfg, tiny_config("tiny", 2, 5)).unwrap();
+    let out = dir.join("runs");
+    let o = flowlab(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = out.join("tiny");
+    // A Hydra-style override where a config path goes.
+    let o = flowlab(&["run", cfg.to_str().unwrap(), "train.steps=500"]);
+    assert_clean_failure(
+        &o,
+        &["no config file train.steps=500", "--set train.steps=500"],
+    );
+    // A run folder where a config goes, and a run's config.json where a folder goes.
+    let o = flowlab(&["run", run.to_str().unwrap()]);
+    assert_clean_failure(
+        &o,
+        &["is a folder, not a config file", "--resume", "flowlab eval"],
+    );
+    let o = flowlab(&["eval", run.join("config.json").to_str().unwrap()]);
+    assert_clean_failure(
+        &o,
+        &["is a file, not a run folder", "did you mean its folder"],
+    );
+    // A folder that is not there says so.
+    let o = flowlab(&["eval", dir.join("no-such-run").to_str().unwrap()]);
+    assert_clean_failure(&o, &["no-such-run does not exist"]);
+}

@@ -85,6 +85,18 @@ pub fn apply(base: &Value, sets: &[String]) -> Result<ExperimentConfig> {
 
 /// A config file as JSON (errors name the file).
 pub fn read_json(path: &Path) -> Result<Value> {
+    let shown = path.display();
+    if !path.exists() && shown.to_string().contains('=') {
+        anyhow::bail!("no config file {shown}: to change a field, pass `--set {shown}`");
+    }
+    if path.is_dir() {
+        let hint = if path.join("config.json").is_file() {
+            format!(" (a run folder: continue it with `flowlab run {shown}/config.json --resume --out <its parent>`, or evaluate it with `flowlab eval {shown}`)")
+        } else {
+            String::new()
+        };
+        anyhow::bail!("{shown} is a folder, not a config file{hint}");
+    }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("invalid config {}", path.display()))

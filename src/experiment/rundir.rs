@@ -159,6 +159,19 @@ impl RunDir {
 
     /// Opens an existing run folder (it must hold a config.json).
     pub fn open(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            bail!("{} does not exist", path.display());
+        }
+        if path.is_file() {
+            let hint = match path.file_name().and_then(|n| n.to_str()) {
+                Some("config.json" | "metrics.json" | "model.safetensors") => path
+                    .parent()
+                    .map(|p| format!(" (did you mean its folder, {}?)", p.display()))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            bail!("{} is a file, not a run folder{hint}", path.display());
+        }
         if !path.join("config.json").is_file() {
             bail!("{} is not a run folder (no config.json)", path.display());
         }
