@@ -180,50 +180,45 @@ impl Made {
         let mut hidden: Vec<Tensor> = (1..n)
             .map(|l| Tensor::zeros([batch, self.degrees[l].len() as i64], opts))
             .collect();
-        let units = |l: usize, d: i64| -> Tensor {
-            let idx: Vec<i64> = (0..self.degrees[l].len() as i64)
-                .filter(|&u| self.degrees[l][u as usize] == d)
-                .collect();
-            Tensor::from_slice(&idx).to_device(dev)
+        // Units of hidden layer l by degree (degree d: entry d − 1).
+        let units: Vec<Vec<Tensor>> = (1..n)
+            .map(|l| {
+                (1..self.dim)
+                    .map(|d| {
+                        let idx: Vec<i64> = (0..self.degrees[l].len() as i64)
+                            .filter(|&u| self.degrees[l][u as usize] == d)
+                            .collect();
+                        Tensor::from_slice(&idx).to_device(dev)
+                    })
+                    .collect()
+            })
+            .collect();
+        // Outputs `idx` of linear layer i (0-based) on its input; the first reads the context.
+        let part = |i: usize, input: &Tensor, idx: &Tensor| -> Tensor {
+            let w = masked[i].index_select(0, idx);
+            let out = input.linear(&w, Some(&self.layers[i].1.index_select(0, idx)));
+            match (&ctx, i) {
+                (Some(c), 0) => out + c.index_select(1, idx),
+                _ => out,
+            }
         };
         for k in 1..=self.dim {
             for l in 1..n {
-                let idx = units(l, k - 1);
-                if idx.numel() == 0 {
-                    continue;
+                if k == 1 {
+                    continue; // units of degree 0 do not exist
                 }
-                let input = if l == 1 { &x } else { &hidden[l - 2] };
-                let (w, b) = (
-                    masked[l - 1].index_select(0, &idx),
-                    self.layers[l - 1].1.index_select(0, &idx),
-                );
-                let mut pre = input.linear(&w, Some(&b));
-                if l == 1 {
-                    if let Some(c) = &ctx {
-                        pre += c.index_select(1, &idx);
-                    }
+                let idx = &units[l - 1][(k - 2) as usize];
+                if idx.numel() > 0 {
+                    let input = if l == 1 { &x } else { &hidden[l - 2] };
+                    let h = part(l - 1, input, idx).relu();
+                    put(&mut hidden[l - 1], idx, &h);
                 }
-                put(&mut hidden[l - 1], &idx, &pre.relu());
             }
             // Coordinate j has degree k; its P outputs are rows p·D + j of the last layer.
             let j = self.degrees[0].iter().position(|&d| d == k).unwrap_or(0) as i64;
-            let rows = Tensor::from_slice(
-                &(0..self.params)
-                    .map(|p| p * self.dim + j)
-                    .collect::<Vec<_>>(),
-            )
-            .to_device(dev);
+            let rows: Vec<i64> = (0..self.params).map(|p| p * self.dim + j).collect();
             let input = if n == 1 { &x } else { &hidden[n - 2] };
-            let (w, b) = (
-                masked[n - 1].index_select(0, &rows),
-                self.layers[n - 1].1.index_select(0, &rows),
-            );
-            let mut out = input.linear(&w, Some(&b));
-            if n == 1 {
-                if let Some(c) = &ctx {
-                    out += c.index_select(1, &rows);
-                }
-            }
+            let out = part(n - 1, input, &Tensor::from_slice(&rows).to_device(dev));
             let value = step(j, &out)?;
             put(
                 &mut x,
