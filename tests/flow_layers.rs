@@ -367,7 +367,8 @@ impl flowlab::bijector::conditioner::Conditioner for MaskedInputOnly {
 fn vector_couplings_on_the_halves_equal_the_masked_formula() {
     let _rng = common::rng_lock();
     use flowlab::bijector::law::Law;
-    use flowlab::flow::coupling::{alternating_mask, Coupling, SCALE_BOUND};
+    use flowlab::bijector::law::LOG_SCALE_BOUND as SCALE_BOUND;
+    use flowlab::flow::coupling::{alternating_mask, Coupling};
     use flowlab::nn::mlp::Mlp;
     let d = 7;
     for (law, seed) in [
@@ -483,4 +484,42 @@ fn maf_sampling_one_coordinate_at_a_time_equals_d_full_passes() {
         );
         assert!((ld + ld_inv).abs().max().double_value(&[]) < 1e-8, "{what}");
     }
+}
+
+#[test]
+fn batchnorm_can_record_the_training_sets_statistics_through_the_whole_flow() {
+    let _rng = common::rng_lock();
+    let blocks = [
+        layer(r#"{"batchnorm": {}}"#),
+        layer(r#"{"maf": {"length": 2, "hidden": [16], "batchnorm": true}}"#),
+        layer(r#"{"batchnorm": {}}"#),
+    ];
+    let (_vs, flow) = random_flow(&blocks, 2, 11);
+    let x = Tensor::randn([2000, 2], (Kind::Double, Device::Cpu)) * 3.0 + 1.5;
+    // Each batch normalization in evaluation mode normalizes its input on `x` exactly as the
+    // batch's own statistics would: true after recording, not before.
+    let max_gap = |flow: &Flow| {
+        let evaluation = flow.bijector();
+        let training = flow.training_bijector();
+        let (eval_layers, train_layers) = (evaluation.layers(), training.layers());
+        let mut h = x.shallow_clone();
+        let mut gap: f64 = 0.0;
+        for l in (0..eval_layers.len()).rev() {
+            let (next, _) = eval_layers[l].inverse(&h, None).unwrap();
+            if eval_layers[l].name() == "batchnorm" {
+                // (Training mode also moves this layer's running averages, after `next`.)
+                let (batch, _) = train_layers[l].inverse(&h, None).unwrap();
+                gap = gap.max((&next - batch).abs().max().double_value(&[]));
+            }
+            h = next;
+        }
+        gap
+    };
+    assert!(
+        max_gap(&flow) > 0.1,
+        "running averages at their start differ"
+    );
+    flow.record_statistics(&x).unwrap();
+    let after = max_gap(&flow);
+    assert!(after < 1e-9, "after recording: {after}");
 }

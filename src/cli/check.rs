@@ -30,7 +30,7 @@ pub struct CheckArgs {
 
 pub fn run(args: CheckArgs) -> Result<()> {
     let mut model = if args.config_or_run.is_dir() {
-        super::load_run(&args.config_or_run)?.1
+        super::load_run(&args.config_or_run, None)?.1
     } else {
         let cfg = ExperimentConfig::load(&args.config_or_run)?;
         tch::manual_seed(cfg.train.seed as i64);

@@ -11,13 +11,17 @@ pub struct EvalArgs {
     /// image (default: the config's).
     #[arg(long)]
     pub samples: Option<i64>,
+    /// Precision to load the weights in and compute with: f32 or f64 (default: the run's
+    /// runtime.dtype). f64 keeps log-densities finite further from the data.
+    #[arg(long, value_enum)]
+    pub dtype: Option<flowlab::experiment::config::Dtype>,
     /// Exit 0 even if some metric is NaN or infinite (it is printed as null).
     #[arg(long)]
     pub allow_nonfinite: bool,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let (mut cfg, _) = super::load_run(&args.run_dir)?;
+    let mut cfg = flowlab::experiment::rundir::RunDir::open(&args.run_dir)?.read_config()?;
     if let Some(n) = args.samples {
         match &mut cfg.model {
             ModelConfig::FlowFit(m) => m.eval_samples = n,
@@ -28,7 +32,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             _ => bail!("--samples applies to flow_fit and vae runs only (density runs and autoencoders evaluate deterministically on their test set)"),
         }
     }
-    let model = super::build_loaded(&cfg, &args.run_dir)?;
+    let model = super::build_loaded(&cfg, &args.run_dir, args.dtype)?;
     let values = model.evaluate()?;
     let metrics: serde_json::Map<String, serde_json::Value> = values
         .iter()

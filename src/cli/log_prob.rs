@@ -10,13 +10,17 @@ pub struct LogProbArgs {
     pub input: PathBuf,
     #[arg(long)]
     pub out: PathBuf,
+    /// Precision to load the weights in and compute with: f32 or f64 (default: the run's
+    /// runtime.dtype). f64 keeps log-densities finite further from the data.
+    #[arg(long, value_enum)]
+    pub dtype: Option<flowlab::experiment::config::Dtype>,
     /// Write the file even if some log-densities are NaN or infinite (they are reported).
     #[arg(long)]
     pub allow_nonfinite: bool,
 }
 
 pub fn run(args: LogProbArgs) -> Result<()> {
-    let (cfg, model) = super::load_run(&args.run_dir)?;
+    let (cfg, model) = super::load_run(&args.run_dir, args.dtype)?;
     let Some(density) = model.log_density() else {
         let hint = match cfg.model.kind() {
             "hivae" => " (a HI-VAE answers `flowlab impute`; its marginal likelihood needs importance sampling over s and z)",

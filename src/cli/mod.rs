@@ -1,6 +1,6 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use flowlab::experiment::config::ExperimentConfig;
+use flowlab::experiment::config::{Dtype, ExperimentConfig};
 use flowlab::experiment::rundir::{self, RunDir};
 use flowlab::model::Model;
 use std::path::Path;
@@ -69,18 +69,28 @@ pub fn main() -> Result<()> {
     }
 }
 
-/// Opens a run folder: its config and its model with the trained weights, on the CPU.
-pub fn load_run(run_dir: &Path) -> Result<(ExperimentConfig, Box<dyn Model>)> {
-    let dir = RunDir::open(run_dir)?;
-    let cfg = dir.read_config()?;
-    let model = build_loaded(&cfg, run_dir)?;
+/// Opens a run folder: its config and its model with the trained weights, on the CPU, in
+/// `dtype` (default: the precision it was trained in).
+pub fn load_run(
+    run_dir: &Path,
+    dtype: Option<Dtype>,
+) -> Result<(ExperimentConfig, Box<dyn Model>)> {
+    let cfg = RunDir::open(run_dir)?.read_config()?;
+    let model = build_loaded(&cfg, run_dir, dtype)?;
     Ok((cfg, model))
 }
 
-pub fn build_loaded(cfg: &ExperimentConfig, run_dir: &Path) -> Result<Box<dyn Model>> {
+/// The model of `cfg` with the weights of `run_dir`, cast to `dtype` (default: the config's
+/// `runtime.dtype`).
+pub fn build_loaded(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    dtype: Option<Dtype>,
+) -> Result<Box<dyn Model>> {
     flowlab::experiment::set_threads(cfg.runtime.threads);
     let dir = RunDir::open(run_dir)?;
     let mut model = flowlab::experiment::build_model(&cfg.model, tch::Device::Cpu)?;
+    model.set_dtype(dtype.unwrap_or(cfg.runtime.dtype))?;
     rundir::load_weights(model.var_store_mut(), &dir.model_path(), true)
         .with_context(|| format!("loading the weights of {}", run_dir.display()))?;
     Ok(model)

@@ -204,7 +204,7 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
         } => latent(&run_dir, digit, dims, range, steps)?,
         PlotCommand::Curves { runs, tag, out } => curves(&runs, &tag, &out)?,
         PlotCommand::Run { run_dir } => {
-            let (_, model) = super::load_run(&run_dir)?;
+            let (_, model) = super::load_run(&run_dir, None)?;
             save_figures(model.as_ref(), &run_dir)?;
         }
     }
@@ -250,7 +250,7 @@ fn latent(
         ev.sweep_steps = s;
     }
     ev.validate(vae_cfg.latent_dim, "plot latent")?;
-    let model = super::build_loaded(&cfg, run_dir)?;
+    let model = super::build_loaded(&cfg, run_dir, None)?;
     save_figures(model.as_ref(), run_dir)
 }
 

@@ -15,6 +15,10 @@ pub struct SampleArgs {
     /// Sampling temperature: the base noise is scaled by T (Glow); 1 samples the model.
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
+    /// Precision to load the weights in and compute with: f32 or f64 (default: the run's
+    /// runtime.dtype). f64 keeps log-densities finite further from the data.
+    #[arg(long, value_enum)]
+    pub dtype: Option<flowlab::experiment::config::Dtype>,
     /// Write the file even if some samples are NaN or infinite (they are reported).
     #[arg(long)]
     pub allow_nonfinite: bool,
@@ -27,7 +31,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
         "--temperature must be ≥ 0, got {t}"
     );
     ensure!(args.n > 0, "-n must be positive, got {}", args.n);
-    let (cfg, model) = super::load_run(&args.run_dir)?;
+    let (cfg, model) = super::load_run(&args.run_dir, args.dtype)?;
     let Some(sampler) = model.sampler() else {
         anyhow::bail!(
             "{} runs have no prior to sample from (runs that sample: flow_fit, density, vae, hivae; train a vae for samples)",

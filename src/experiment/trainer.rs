@@ -63,6 +63,7 @@ pub fn train(
     opts: &RunOptions,
 ) -> Result<RunSummary> {
     apply_overrides(&mut cfg, opts)?;
+    model.set_dtype(cfg.runtime.dtype)?;
     cfg.resolve_epochs(model.steps_per_epoch(cfg.train.batch_size))?;
     let device = model.var_store().device();
     super::set_threads(cfg.runtime.threads);
@@ -108,6 +109,9 @@ pub fn train(
         metrics.insert("best_step".into(), serde_json::json!(es.best_step));
         metrics.insert("best_val".into(), serde_json::json!(es.best_value()));
         metrics.insert("stopped_early".into(), serde_json::json!(stopped_early));
+    }
+    if model.finish_training()? {
+        RunDir::save_weights(&dir.model_path(), model.var_store())?;
     }
     for (k, v) in model.evaluate()? {
         metrics.insert(k, serde_json::json!(v));

@@ -2,8 +2,8 @@
 //! inverse autoregressive flow (IAF; Kingma et al. 2016, eq. 10–12).
 //!
 //! With u the base variable and x the data, MAF sets x_i = τ(u_i; θ_i) where θ_i = MADE(x_{<i})
-//! and τ is the layer's elementwise [`Law`]: affine x_i = u_i exp(α_i) + μ_i (the paper's, with
-//! an unbounded log-scale), additive, or a rational-quadratic spline (the autoregressive neural
+//! and τ is the layer's elementwise [`Law`]: affine x_i = u_i exp(α_i) + μ_i (α_i soft-bounded to
+//! [−3, 3]; `"affine_unbounded"` is the paper's raw α_i), additive, or a rational-quadratic spline (the autoregressive neural
 //! spline flow of Durkan et al. 2019, §3.2). The density direction (data → base, `inverse`) is
 //! one MADE pass: u = τ⁻¹(x; θ(x)), ln|det ∂u/∂x| = Σ_i ln|∂τ⁻¹/∂x_i|, while sampling
 //! (`forward`) needs D sequential passes. `Invert(MaskedAutoregressive)` is the IAF: one pass to
@@ -92,18 +92,19 @@ impl MaskedAutoregressive {
 /// The law's elementwise map with parameters `p: [batch, P, n]` for n coordinates.
 fn elementwise(law: Law, p: &Tensor) -> Box<dyn Elementwise> {
     match law {
-        Law::Affine => Box::new(Affine::new(p.select(1, 0), p.select(1, 1))),
-        Law::Additive => {
-            let shift = p.select(1, 0);
-            let zero = shift.zeros_like();
-            Box::new(Affine::new(shift, zero))
-        }
         // [batch, P, n] → [batch, n, P]: one spline per coordinate.
         Law::Spline { bins, bound } => Box::new(RationalQuadraticSpline::from_raw(
             &p.permute([0, 2, 1]),
             bins,
             bound,
         )),
+        law => {
+            let raw = (p.size()[1] > 1).then(|| p.select(1, 1));
+            Box::new(
+                law.affine(p.select(1, 0), raw)
+                    .expect("an affine-family law"),
+            )
+        }
     }
 }
 
@@ -131,7 +132,7 @@ impl Bijector for MaskedAutoregressive {
 
     fn name(&self) -> String {
         match self.law {
-            Law::Affine => "maf".into(),
+            Law::Affine | Law::AffineUnbounded => "maf".into(),
             law => format!("{}_maf", law.label()),
         }
     }
@@ -344,7 +345,7 @@ impl LayerSpec for IafConfig {
 fn maf_kind(law: Law, invert: bool) -> String {
     let dir = if invert { "iaf" } else { "maf" };
     match law {
-        Law::Affine => dir.into(),
+        Law::Affine | Law::AffineUnbounded => dir.into(),
         law => format!("{}_{dir}", law.label()),
     }
 }
@@ -391,7 +392,7 @@ impl FlowLayer for AutoregressiveLayer {
         let mut layers: Vec<Box<dyn Bijector>> = Vec::new();
         for (j, made) in self.mades.iter().enumerate() {
             if let Some(bn) = self.batchnorms.get(j) {
-                layers.push(Box::new(bn.bijector(input.training)));
+                layers.push(Box::new(bn.bijector(input.statistics)));
             }
             let made = made.shallow_clone();
             let layer: Box<dyn Bijector> = match self.step {

@@ -7,7 +7,7 @@
 //! statistics. In training the statistics depend on the whole batch, so per-sample Jacobians do
 //! not exist (the log-det above is the one RealNVP and MAF use); in evaluation the layer is an
 //! elementwise affine map and passes the three checks.
-use super::{FlowLayer, LayerInput, LayerSpec, Site};
+use super::{FlowLayer, LayerInput, LayerSpec, Site, Statistics};
 use crate::bijector::{expect_dim, Bijector, FlowResult};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
@@ -126,14 +126,18 @@ impl BatchNormParams {
         }
     }
 
-    pub fn bijector(&self, training: bool) -> BatchNorm {
+    pub fn bijector(&self, statistics: Statistics) -> BatchNorm {
+        let momentum = match statistics {
+            Statistics::Record => 1.0,
+            _ => self.momentum,
+        };
         BatchNorm::new(
             self.log_gamma.shallow_clone(),
             self.beta.shallow_clone(),
             self.running_mean.shallow_clone(),
             self.running_var.shallow_clone(),
-            self.momentum,
-            training,
+            momentum,
+            statistics != Statistics::Running,
         )
     }
 }
@@ -185,7 +189,7 @@ impl FlowLayer for BatchNormLayer {
     }
 
     fn bijectors(&self, input: &LayerInput) -> anyhow::Result<Vec<Box<dyn Bijector>>> {
-        Ok(vec![Box::new(self.0.bijector(input.training))])
+        Ok(vec![Box::new(self.0.bijector(input.statistics))])
     }
 
     fn has_batch_statistics(&self) -> bool {

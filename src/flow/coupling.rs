@@ -1,11 +1,11 @@
-//! Coupling layers: NICE (Dinh et al. 2014; Dinh et al. 2014, §3.2) and RealNVP (Dinh et al. 2016; seed
-//! §4.2.2, eq. 59–60).
+//! Coupling layers: NICE (Dinh, Krueger & Bengio 2014, §3.2) and RealNVP (Dinh, Sohl-Dickstein &
+//! Bengio 2016, eq. 4–9).
 //!
 //! A binary mask b splits x; the masked part passes through unchanged and conditions an
 //! elementwise transformer on the rest: y = b ⊙ x + (1 − b) ⊙ g(x; θ(b ⊙ x)). The Jacobian is
 //! triangular, so ln|det| = Σ_{i: b_i = 0} ln g'(x_i). NICE's additive law is g = x + t (log-det
-//! 0); RealNVP's affine law is g = x ⊙ exp(s) + t with s = tanh-bounded (scale · tanh(s̃/scale))
-//! for stability. Both reuse the elementwise [`Affine`] transformer. The neural-spline law
+//! 0); RealNVP's affine law is g = x ⊙ exp(s) + t with s soft-bounded (3 · tanh(s̃/3), see
+//! [`Law`]) for stability. Both reuse the elementwise affine transformer. The neural-spline law
 //! (Durkan et al. 2019, RQ-NSF (C)) makes g a [`RationalQuadraticSpline`] per dimension: the layer
 //! takes any elementwise bijection as its transformer ([`Law`]).
 //!
@@ -21,16 +21,13 @@
 //! alternating masks and MLP conditioners (the last layer zero, so each starts as the identity).
 use super::{check_length, numbered, FlowLayer, LayerInput, LayerSpec, Site};
 use crate::bijector::conditioner::Conditioner;
-use crate::bijector::elementwise::{Affine, Elementwise};
+use crate::bijector::elementwise::Elementwise;
 use crate::bijector::law::Law;
 use crate::bijector::spline::RationalQuadraticSpline;
 use crate::bijector::{sum_except_batch, Bijector, FlowError, FlowResult};
 use crate::nn::mlp::Mlp;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
-
-/// Bound on |s| of the affine coupling: exp(±3) per layer.
-pub const SCALE_BOUND: f64 = 3.0;
 
 pub struct Coupling {
     /// 1 for the dimensions that pass through (and condition), 0 for the transformed ones.
@@ -127,15 +124,11 @@ impl Coupling {
             None => t,
         };
         match self.law {
-            Law::Additive => {
+            law @ (Law::Additive | Law::Affine | Law::AffineUnbounded) => {
+                // Masking the raw log-scale masks the bounded one too (the bound maps 0 to 0).
+                let raw = (law != Law::Additive).then(|| masked(out.narrow(1, d, d)));
                 let shift = masked(out.narrow(1, 0, d));
-                let zero = shift.zeros_like();
-                Box::new(Affine::new(shift, zero))
-            }
-            Law::Affine => {
-                let shift = masked(out.narrow(1, 0, d));
-                let log_scale = masked((out.narrow(1, d, d) / SCALE_BOUND).tanh() * SCALE_BOUND);
-                Box::new(Affine::new(shift, log_scale))
+                Box::new(law.affine(shift, raw).expect("an affine-family law"))
             }
             Law::Spline { bins, bound } => {
                 // [batch, P·D, ...] → [batch, P, D, ...] → parameters last: [batch, D, ..., P].

@@ -127,10 +127,23 @@ pub trait LayerSpec {
     fn label(&self) -> String;
 }
 
+/// Which statistics batch normalization normalizes with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Statistics {
+    /// The stored running statistics (evaluation).
+    Running,
+    /// The batch's, folded into the running averages with the layer's momentum (training).
+    Batch,
+    /// The batch's, stored as the running statistics outright (momentum 1): one pass over the
+    /// whole training set gives each layer the training set's statistics (MAF, §3.4, and
+    /// RealNVP, §3.7, evaluate with these).
+    Record,
+}
+
 /// What a layer is given when it hands out its bijectors for one step.
 pub struct LayerInput<'a> {
-    /// Batch-statistics layers use (and record) the batch's statistics.
-    pub training: bool,
+    /// What batch-statistics layers normalize with.
+    pub statistics: Statistics,
     /// Per-data-point features (`[rows, features]`) for amortized layers.
     pub features: Option<&'a Tensor>,
     /// Samples per row of `features` (importance sampling): parameters computed once per row are
@@ -142,7 +155,7 @@ impl LayerInput<'_> {
     /// Evaluation mode, free parameters only.
     pub fn eval() -> LayerInput<'static> {
         LayerInput {
-            training: false,
+            statistics: Statistics::Running,
             features: None,
             repeat: 1,
         }
@@ -270,12 +283,25 @@ impl Flow {
 
     /// As [`bijector`](Self::bijector), with batch-statistics layers in training mode.
     pub fn training_bijector(&self) -> Chain {
+        self.chain_with(Statistics::Batch)
+    }
+
+    fn chain_with(&self, statistics: Statistics) -> Chain {
         let input = LayerInput {
-            training: true,
+            statistics,
             ..LayerInput::eval()
         };
         self.chain(&input)
             .unwrap_or_else(|e| panic!("a flow of free parameters builds without input: {e}"))
+    }
+
+    /// Sets every batch-normalization layer's running statistics to those of `x` (the whole
+    /// training set), as the MAF paper evaluates (Papamakarios et al. 2017, §3.4): one density
+    /// pass with [`Statistics::Record`], so each layer records what the layers before it give
+    /// in evaluation.
+    pub fn record_statistics(&self, x: &Tensor) -> Result<()> {
+        let _ = tch::no_grad(|| self.chain_with(Statistics::Record).inverse(x, None))?;
+        Ok(())
     }
 
     /// The flow for `input` (amortized layers read its features).

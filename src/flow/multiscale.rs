@@ -9,6 +9,7 @@
 //! output passes a learned per-channel affine map (the top prior). The base vector is the
 //! concatenation of every ε_l and the top, flattened. ln|det| sums every level's.
 use crate::bijector::conditioner::Conditioner;
+use crate::bijector::law::bounded_log_scale;
 use crate::bijector::{Bijector, Chain, FlowError, FlowResult};
 use tch::Tensor;
 
@@ -26,11 +27,7 @@ impl SplitPrior {
         let out = self.net.forward(h);
         let c = out.size()[1] / 2;
         // Bounded like the couplings' scales, for the same stability reason.
-        let bound = super::coupling::SCALE_BOUND;
-        Ok((
-            out.narrow(1, 0, c),
-            (out.narrow(1, c, c) / bound).tanh() * bound,
-        ))
+        Ok((out.narrow(1, 0, c), bounded_log_scale(&out.narrow(1, c, c))))
     }
 }
 

@@ -27,6 +27,19 @@ pub struct DensityConfig {
     #[serde(default)]
     pub base: BaseConfig,
     pub flow: Vec<LayerConfig>,
+    /// What batch normalization evaluates with after training: `"running"` (exponential running
+    /// averages, the default) or `"training_set"` (the statistics of the whole training set,
+    /// recorded once at the end of training, as the MAF paper does).
+    #[serde(default)]
+    pub batchnorm_statistics: BatchnormStatistics,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchnormStatistics {
+    #[default]
+    Running,
+    TrainingSet,
 }
 
 pub struct Density {
@@ -51,6 +64,11 @@ impl Density {
         let dim = train.size()[1];
         let flow = Flow::build(&config.flow, &(&root / "flow"), dim, None)
             .context("model.density.flow")?;
+        anyhow::ensure!(
+            config.batchnorm_statistics == BatchnormStatistics::Running
+                || flow.has_batch_statistics(),
+            "field `model.density.batchnorm_statistics`: \"training_set\" needs a batchnorm layer in the flow, and it has none"
+        );
         let base = Base::build(&config.base, &root, dim);
         Ok(Density {
             config,
@@ -72,7 +90,7 @@ impl Density {
             Box::new(self.pre.chain()),
         ]);
         TransformedDistribution::new(
-            self.base.distribution(Kind::Float, self.vs.device()),
+            self.base.distribution(self.kind(), self.vs.device()),
             Box::new(chain),
         )
     }
@@ -93,6 +111,11 @@ impl Density {
         Ok(total / x.size()[0] as f64 - self.pre.metric_offset())
     }
 
+    /// The weights' floating kind (float32 unless `runtime.dtype` or `--dtype` says f64).
+    fn kind(&self) -> Kind {
+        super::weight_kind(&self.vs)
+    }
+
     fn batch(&self, n: i64) -> Tensor {
         let idx = Tensor::randint(self.train.size()[0], [n], (Kind::Int64, self.vs.device()));
         self.train.index_select(0, &idx)
@@ -106,7 +129,7 @@ impl Density {
     fn model_samples(&self, n: i64, t: f64) -> Result<Tensor> {
         let u = self
             .base
-            .sample_tempered(n, t, Kind::Float, self.vs.device());
+            .sample_tempered(n, t, self.kind(), self.vs.device());
         Ok(tch::no_grad(|| self.flow.bijector().forward(&u, None))?.0)
     }
 
@@ -138,11 +161,11 @@ impl Model for Density {
             + &log_det
             + transform_log_det
             + self.pre.metric_offset();
-        let loss = -lp.mean(Kind::Float);
+        let loss = -lp.mean(lp.kind());
         let mut terms = Vec::new();
         if ctx.diagnostics {
             terms.push(("nll", loss.detach()));
-            terms.push(("log_det", log_det.mean(Kind::Float).detach()));
+            terms.push(("log_det", log_det.mean(log_det.kind()).detach()));
             if let Some(bits) = self.pre.bits_per_dim(1.0) {
                 terms.push(("bits_per_dim", loss.detach() * bits));
             }
@@ -233,7 +256,7 @@ impl Model for Density {
         }
         let dist = self.distribution();
         let density = plot::density_figure(lo, hi, 400, self.vs.device(), &mut |pts| {
-            dist.log_prob(&pts.to_kind(Kind::Float))
+            dist.log_prob(&pts.to_kind(self.kind()))
                 .unwrap_or_else(|_| pts.select(1, 0).full_like(f64::NAN))
         });
         let data = plot::histogram_figure(&test, lo, hi, 200);
@@ -260,10 +283,30 @@ impl Model for Density {
             160,
             self.vs.device(),
             &mut |pts| {
-                dist.log_prob(&pts.to_kind(Kind::Float))
+                dist.log_prob(&pts.to_kind(self.kind()))
                     .unwrap_or_else(|_| pts.select(1, 0).full_like(f64::NAN))
             },
         )))
+    }
+
+    /// With `batchnorm_statistics: "training_set"`, records the training set's statistics in
+    /// every batch-normalization layer (images with one dequantization draw).
+    fn finish_training(&mut self) -> Result<bool> {
+        if self.config.batchnorm_statistics != BatchnormStatistics::TrainingSet {
+            return Ok(false);
+        }
+        let x = self.pre.observe(&self.train, None);
+        let z = tch::no_grad(|| self.pre.chain().inverse(&x, None))?.0;
+        self.flow.record_statistics(&z)?;
+        Ok(true)
+    }
+
+    fn set_dtype(&mut self, dtype: crate::experiment::config::Dtype) -> Result<()> {
+        self.vs.set_kind(dtype.kind());
+        for t in [&mut self.train, &mut self.val, &mut self.test] {
+            *t = t.to_kind(dtype.kind());
+        }
+        Ok(())
     }
 
     crate::capabilities!(sampler, log_density, flow_view);
@@ -285,7 +328,7 @@ impl LogDensity for Density {
     /// ln p(x) in the data's own units; images (grey levels level/255) at mid-bin
     /// dequantization (u = 1/2): ln p(level + 1/2) in nats.
     fn log_prob(&self, x: &Tensor) -> Result<Tensor> {
-        let x = x.to_device(self.vs.device()).to_kind(Kind::Float);
+        let x = x.to_device(self.vs.device()).to_kind(self.kind());
         let x = self.pre.observe(&x, Some(&x.full_like(0.5)));
         Ok(tch::no_grad(|| self.distribution().log_prob(&x))?)
     }

@@ -71,12 +71,7 @@ impl FlowFit {
     }
 
     fn kind(&self) -> Kind {
-        self.vs
-            .variables()
-            .values()
-            .next()
-            .map(|t| t.kind())
-            .unwrap_or(Kind::Float)
+        super::weight_kind(&self.vs)
     }
 
     pub fn base(&self) -> Box<dyn Distribution> {
@@ -209,6 +204,11 @@ impl Model for FlowFit {
 
     fn snapshot(&self) -> Result<Option<RgbImage>> {
         Ok(Some(self.fitted_image(160)))
+    }
+
+    fn set_dtype(&mut self, dtype: crate::experiment::config::Dtype) -> Result<()> {
+        self.vs.set_kind(dtype.kind());
+        Ok(())
     }
 
     crate::capabilities!(sampler, log_density, flow_view);

@@ -16,9 +16,10 @@ pub mod preprocess;
 pub mod vae;
 pub mod vae_eval;
 
+use crate::experiment::config::Dtype;
 use anyhow::Result;
 use image::RgbImage;
-use tch::{nn, Tensor};
+use tch::{nn, Kind, Tensor};
 
 /// What the trainer tells a model at each step.
 pub struct StepContext {
@@ -90,6 +91,29 @@ pub trait Model {
     fn flow_view(&self) -> Option<&dyn HasFlow> {
         None
     }
+    /// Called once when training ends, before the final weights are saved and evaluated;
+    /// returns true when it changed weights or buffers (none by default).
+    fn finish_training(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+    /// Casts the weights (and any data the model holds) to `dtype` (`runtime.dtype`,
+    /// `--dtype`). Models that only compute in float32 refuse float64.
+    fn set_dtype(&mut self, dtype: Dtype) -> Result<()> {
+        anyhow::ensure!(
+            dtype == Dtype::F32,
+            "dtype f64 is available for flow_fit, density and vae runs; this model computes in float32 only"
+        );
+        Ok(())
+    }
+}
+
+/// The floating kind of a model's weights: float32 unless cast by [`Model::set_dtype`].
+pub fn weight_kind(vs: &nn::VarStore) -> Kind {
+    vs.variables()
+        .values()
+        .find(|t| t.is_floating_point())
+        .map(|t| t.kind())
+        .unwrap_or(Kind::Float)
 }
 
 /// The capability methods of a `Model` impl whose type is each capability listed:

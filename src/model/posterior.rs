@@ -14,7 +14,7 @@ use crate::flow::{Flow, LayerConfig, LayerInput};
 use anyhow::Result;
 use serde::de::{self, IntoDeserializer};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use tch::{nn, nn::Module, Kind, Tensor};
+use tch::{nn, nn::Module, Tensor};
 
 /// The posterior as written in a config: `"gaussian"`, one flow block (`{"planar": {"length":
 /// 4}}`, `{"iaf": {…}}`, `{"o_snf": {"length": 4, "columns": 32}}`, …) or a list of blocks. Flow
@@ -165,7 +165,7 @@ impl Posterior {
             return Ok(Chain::new(vec![]));
         };
         flow.chain(&LayerInput {
-            training: false,
+            statistics: crate::flow::Statistics::Running,
             features: Some(h),
             repeat,
         })
@@ -216,5 +216,5 @@ impl Posterior {
 
 /// The analytic KL(N(μ, σ²) ‖ N(0, I)) per row (Kingma & Welling 2014, Appendix B).
 pub fn gaussian_kl(mean: &Tensor, log_var: &Tensor) -> Tensor {
-    (mean.square() + log_var.exp() - 1.0 - log_var).sum_dim_intlist(-1, false, Kind::Float) * 0.5
+    (mean.square() + log_var.exp() - 1.0 - log_var).sum_dim_intlist(-1, false, mean.kind()) * 0.5
 }

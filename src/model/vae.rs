@@ -51,7 +51,7 @@ impl Likelihood {
         match self {
             // x·l − softplus(l) = ln σ(l)^x (1 − σ(l))^(1−x), stable for any logit.
             Likelihood::Bernoulli => {
-                (x * out - out.softplus()).sum_dim_intlist(-1, false, Kind::Float)
+                (x * out - out.softplus()).sum_dim_intlist(-1, false, out.kind())
             }
             Likelihood::Gaussian => {
                 let (mean, log_var) = self.split(out);
@@ -321,11 +321,11 @@ impl Model for Vae {
     fn loss(&mut self, ctx: &StepContext) -> Result<Losses> {
         let x = self.data.train_batch(ctx.step, ctx.batch_size);
         let t = self.elbo_terms(&x)?;
-        let loss = -(&t.log_px - &t.kl * ctx.beta).mean(Kind::Float);
+        let loss = -(&t.log_px - &t.kl * ctx.beta).mean(t.log_px.kind());
         let mut terms = Vec::new();
         let mut layers = Vec::new();
         if ctx.diagnostics {
-            let mean = |v: &Tensor| v.mean(Kind::Float).detach();
+            let mean = |v: &Tensor| v.mean(v.kind()).detach();
             terms.push(("elbo", mean(&(&t.log_px - &t.kl))));
             terms.push(("recon", -mean(&t.log_px)));
             terms.push(("kl", mean(&t.kl)));
@@ -373,6 +373,15 @@ impl Model for Vae {
         "reconstructions_and_samples"
     }
 
+    fn set_dtype(&mut self, dtype: crate::experiment::config::Dtype) -> Result<()> {
+        self.vs.set_kind(dtype.kind());
+        let d = &mut self.data;
+        for t in [&mut d.train, &mut d.val, &mut d.test] {
+            *t = t.to_kind(dtype.kind());
+        }
+        Ok(())
+    }
+
     crate::capabilities!(sampler, log_density);
 }
 
@@ -383,7 +392,8 @@ impl Sampler for Vae {
 
     /// Mean images E[x|z] of z ~ N(0, t² I).
     fn sample(&self, n: i64, t: f64) -> Result<Tensor> {
-        let z = Tensor::randn([n, self.latent()], (Kind::Float, self.vs.device())) * t;
+        let kind = super::weight_kind(&self.vs);
+        let z = Tensor::randn([n, self.latent()], (kind, self.vs.device())) * t;
         Ok(tch::no_grad(|| self.decode_mean(&z)))
     }
 }
@@ -397,7 +407,9 @@ impl LogDensity for Vae {
             self.data.pixels(),
             x.size()
         );
-        let x = x.to_device(self.vs.device()).to_kind(Kind::Float);
+        let x = x
+            .to_device(self.vs.device())
+            .to_kind(super::weight_kind(&self.vs));
         super::vae_eval::importance_log_px(self, &x, self.config.evaluation.importance_samples)
     }
 }

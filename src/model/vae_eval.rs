@@ -82,7 +82,7 @@ pub fn latent_sweep(
 ) -> Result<RgbImage> {
     tch::no_grad(|| {
         let (_, code) = code_of(vae, digit)?;
-        let line = Tensor::linspace(-range, range, steps, (Kind::Float, code.device()));
+        let line = Tensor::linspace(-range, range, steps, (code.kind(), code.device()));
         let mut rows = Vec::new();
         for &d in dims {
             let mut unit = vec![0f32; vae.latent() as usize];
