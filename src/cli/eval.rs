@@ -32,7 +32,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             _ => bail!("--samples applies to flow_fit and vae runs only (density runs and autoencoders evaluate deterministically on their test set)"),
         }
     }
-    let model = super::build_loaded(&cfg, &args.run_dir, args.dtype)?;
+    let model = super::build_loaded(&cfg, &args.run_dir, args.dtype, true)?;
     let values = model.evaluate()?;
     let metrics: serde_json::Map<String, serde_json::Value> = values
         .iter()

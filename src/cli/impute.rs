@@ -1,13 +1,15 @@
 //! `flowlab impute RUN_DIR --input with_gaps.csv --out filled.csv [--samples N]`: fills the
-//! missing cells (empty or `NaN`) of a table with a trained HI-VAE. Observed cells are copied
-//! byte for byte; with `--samples N`, N multiple imputations are drawn and written to
+//! missing cells (empty or `NaN`) of a table with a trained HI-VAE. Observed cells keep their
+//! text (the output has LF line endings and keeps a header); with `--samples N`, N multiple imputations are drawn and written to
 //! `<out stem>_1.csv` … `<out stem>_N.csv`.
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
-use flowlab::data::hetero::{self, Kind};
+use flowlab::data::csv::{read_records, write_records, Header, Records};
+use flowlab::data::hetero::{self, Coding, Kind};
 use flowlab::experiment::config::ModelConfig;
 use flowlab::experiment::rundir::{self, RunDir};
-use flowlab::model::hivae::Hivae;
+use flowlab::model::hivae::{Hivae, HivaeConfig, TableSchema};
+use flowlab::model::hivae_data::SCHEMA_FILE;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
@@ -33,42 +35,38 @@ fn format_cell(kind: Kind, v: f64) -> String {
     }
 }
 
-/// The input's text with missing cells replaced from `filled: [rows, cols]`.
-fn fill(text: &str, filled: &Tensor, kinds: &[Kind]) -> Result<String> {
+/// The input's records with every missing cell filled from `filled: [rows, cols]` (the model's
+/// classes written back in the table's own codes); present cells keep their text. Returns the
+/// rows and how many cells were filled.
+fn fill(
+    records: &Records,
+    filled: &Tensor,
+    kinds: &[Kind],
+    coding: &Coding,
+) -> Result<(Vec<Vec<String>>, usize)> {
     let values = Vec::<f64>::try_from(filled.to_kind(tch::Kind::Double).flatten(0, -1))?;
     let cols = kinds.len();
-    let mut out = String::with_capacity(text.len() + text.len() / 4);
-    let mut row = 0;
-    for (i, piece) in text.split_inclusive('\n').enumerate() {
-        let body = piece.trim_end_matches(['\n', '\r']);
-        let ending = &piece[body.len()..];
-        let cells: Vec<&str> = body.split(',').collect();
-        let is_header = i == 0
-            && cells.first().is_some_and(|c| {
-                let c = c.trim();
-                !c.is_empty() && c.parse::<f64>().is_err() && !c.eq_ignore_ascii_case("nan")
-            });
-        if body.trim().is_empty() || is_header {
-            out.push_str(piece);
-            continue;
-        }
-        let line: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(j, c)| {
-                let t = c.trim();
-                if t.is_empty() || t.eq_ignore_ascii_case("nan") {
-                    format_cell(kinds[j], values[row * cols + j])
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect();
-        out.push_str(&line.join(","));
-        out.push_str(ending);
-        row += 1;
-    }
-    Ok(out)
+    let mut count = 0;
+    let rows = records
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            row.cells
+                .iter()
+                .enumerate()
+                .map(|(j, c)| {
+                    if c.is_empty() || c.eq_ignore_ascii_case("nan") {
+                        count += 1;
+                        format_cell(kinds[j], coding.code(j, values[i * cols + j]))
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    Ok((rows, count))
 }
 
 fn numbered(path: &Path, k: usize) -> PathBuf {
@@ -80,26 +78,38 @@ fn numbered(path: &Path, k: usize) -> PathBuf {
     path.with_file_name(format!("{stem}_{k}.{ext}"))
 }
 
-pub fn run(args: ImputeArgs) -> Result<()> {
-    let dir = RunDir::open(&args.run_dir)?;
-    let cfg = dir.read_config()?;
-    let ModelConfig::Hivae(hc) = &cfg.model else {
-        bail!("{}: `impute` needs a hivae run", args.run_dir.display());
+/// The run's HI-VAE from its weights and `table.json`; a run folder written before the schema
+/// was stored is rebuilt from its training table instead.
+fn load_model(run_dir: &Path, hc: &HivaeConfig) -> Result<Hivae> {
+    let dir = RunDir::open(run_dir)?;
+    let mut model = if run_dir.join(SCHEMA_FILE).is_file() {
+        Hivae::from_schema(hc.clone(), TableSchema::read(run_dir)?, tch::Device::Cpu)?
+    } else {
+        Hivae::new(hc.clone(), tch::Device::Cpu).with_context(|| {
+            format!(
+                "{} has no {SCHEMA_FILE} (written by older versions), so the model is rebuilt from its training table",
+                run_dir.display()
+            )
+        })?
     };
-    flowlab::experiment::set_threads(cfg.runtime.threads);
-    let mut model = Hivae::new(hc.clone(), tch::Device::Cpu).with_context(|| {
-        format!(
-            "rebuilding the model of {} (it reads the training table for its normalization)",
-            args.run_dir.display()
-        )
-    })?;
     rundir::load_weights(
         flowlab::model::Model::var_store_mut(&mut model),
         &dir.model_path(),
         true,
     )?;
-    let table = hetero::read_table(&args.input, &model.types)?;
-    let text = std::fs::read_to_string(&args.input)?;
+    Ok(model)
+}
+
+pub fn run(args: ImputeArgs) -> Result<()> {
+    let cfg = RunDir::open(&args.run_dir)?.read_config()?;
+    let ModelConfig::Hivae(hc) = &cfg.model else {
+        bail!("{}: `impute` needs a hivae run", args.run_dir.display());
+    };
+    flowlab::experiment::set_threads(cfg.runtime.threads);
+    let model = load_model(&args.run_dir, hc)?;
+    let mut table = hetero::read_table(&args.input, &model.types)?;
+    model.schema.coding.recode(&mut table, &args.input)?;
+    let records = read_records(&args.input, Header::Detect)?;
     let (n, d) = (table.rows as i64, table.cols() as i64);
     let x = Tensor::from_slice(&table.values)
         .reshape([n, d])
@@ -111,23 +121,26 @@ pub fn run(args: ImputeArgs) -> Result<()> {
         .collect();
     let seen = Tensor::from_slice(&seen).reshape([n, d]);
     let kinds: Vec<Kind> = model.types.iter().map(|t| t.kind).collect();
-    let missing = table.present.iter().filter(|p| !**p).count();
+    let header = records.header.as_deref();
     tch::manual_seed(args.seed);
     match args.samples {
         None => {
             let filled = model.impute_with(&x, &seen, false)?;
-            rundir::write_atomic(&args.out, fill(&text, &filled, &kinds)?.as_bytes())?;
-            eprintln!("filled {missing} missing cells into {}", args.out.display());
+            let (rows, count) = fill(&records, &filled, &kinds, &model.schema.coding)?;
+            write_records(&args.out, header, &rows)?;
+            eprintln!("filled {count} missing cells into {}", args.out.display());
         }
         Some(k) => {
             ensure!(k >= 1, "--samples must be at least 1");
+            let mut count = 0;
             for i in 1..=k {
                 let filled = model.impute_with(&x, &seen, true)?;
-                let path = numbered(&args.out, i);
-                rundir::write_atomic(&path, fill(&text, &filled, &kinds)?.as_bytes())?;
+                let (rows, c) = fill(&records, &filled, &kinds, &model.schema.coding)?;
+                write_records(&numbered(&args.out, i), header, &rows)?;
+                count = c;
             }
             eprintln!(
-                "drew {k} imputations of {missing} missing cells into {}",
+                "drew {k} imputations of {count} missing cells into {}",
                 numbered(&args.out, 1).display()
             );
         }

@@ -1,7 +1,9 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use flowlab::experiment::config::{Dtype, ExperimentConfig};
+use flowlab::experiment::config::{Dtype, ExperimentConfig, ModelConfig};
 use flowlab::experiment::rundir::{self, RunDir};
+use flowlab::model::hivae::{Hivae, TableSchema};
+use flowlab::model::hivae_data::SCHEMA_FILE;
 use flowlab::model::Model;
 use std::path::Path;
 
@@ -76,20 +78,27 @@ pub fn load_run(
     dtype: Option<Dtype>,
 ) -> Result<(ExperimentConfig, Box<dyn Model>)> {
     let cfg = RunDir::open(run_dir)?.read_config()?;
-    let model = build_loaded(&cfg, run_dir, dtype)?;
+    let model = build_loaded(&cfg, run_dir, dtype, false)?;
     Ok((cfg, model))
 }
 
 /// The model of `cfg` with the weights of `run_dir`, cast to `dtype` (default: the config's
-/// `runtime.dtype`).
+/// `runtime.dtype`). A HI-VAE is rebuilt from the run's `table.json` unless `with_data` (to
+/// evaluate on its table).
 pub fn build_loaded(
     cfg: &ExperimentConfig,
     run_dir: &Path,
     dtype: Option<Dtype>,
+    with_data: bool,
 ) -> Result<Box<dyn Model>> {
     flowlab::experiment::set_threads(cfg.runtime.threads);
     let dir = RunDir::open(run_dir)?;
-    let mut model = flowlab::experiment::build_model(&cfg.model, tch::Device::Cpu)?;
+    let mut model = match &cfg.model {
+        ModelConfig::Hivae(h) if !with_data && run_dir.join(SCHEMA_FILE).is_file() => Box::new(
+            Hivae::from_schema(h.clone(), TableSchema::read(run_dir)?, tch::Device::Cpu)?,
+        ),
+        m => flowlab::experiment::build_model(m, tch::Device::Cpu)?,
+    };
     model.set_dtype(dtype.unwrap_or(cfg.runtime.dtype))?;
     rundir::load_weights(model.var_store_mut(), &dir.model_path(), true)
         .with_context(|| format!("loading the weights of {}", run_dir.display()))?;

@@ -250,7 +250,7 @@ fn latent(
         ev.sweep_steps = s;
     }
     ev.validate(vae_cfg.latent_dim, "plot latent")?;
-    let model = super::build_loaded(&cfg, run_dir, None)?;
+    let model = super::build_loaded(&cfg, run_dir, None, true)?;
     save_figures(model.as_ref(), run_dir)
 }
 

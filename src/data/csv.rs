@@ -1,99 +1,154 @@
-//! Numeric CSV: one sample per row, comma-separated, an optional header line. Errors name the
-//! file, the row (1-based, as an editor shows it) and the column.
+//! CSV in and out: the one reader behind every table flowlab reads (numeric tables, the HI-VAE
+//! release's data, types and mask files, `impute`'s input). The `csv` crate parses, so LF, CRLF
+//! and CR-only line endings, a UTF-8 byte-order mark, quoted cells and blank lines read the same
+//! everywhere. Errors name the file, the row (1-based, not counting a header) and the column.
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tch::Tensor;
+
+/// One record of a file: its 1-based data row (a header is not counted) and its cells, trimmed.
+pub struct Row {
+    pub number: usize,
+    pub cells: Vec<String>,
+}
+
+/// A file's records: the header, if it has one, and the data rows.
+pub struct Records {
+    pub header: Option<Vec<String>>,
+    pub rows: Vec<Row>,
+}
+
+/// Whether the first record is a header.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Header {
+    /// A header when every cell of the first record is filled and one is not a number.
+    Detect,
+    /// The first record must be such a header.
+    Required,
+}
+
+/// A cell as a number (`NaN` and `inf` included), if it is one.
+pub fn number(cell: &str) -> Option<f64> {
+    cell.trim().parse::<f64>().ok()
+}
+
+/// Reads every record of `path`. Blank lines are skipped; rows may differ in length (callers say
+/// what they expected).
+pub fn read_records(path: &Path, header: Header) -> Result<Records> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let mut out = Records {
+        header: None,
+        rows: Vec::new(),
+    };
+    for record in reader.records() {
+        let record = record.with_context(|| format!("{}: not valid CSV", path.display()))?;
+        let cells: Vec<String> = record.iter().map(str::to_string).collect();
+        // A blank line (one empty field); a row of empty cells (`,,,`) is kept.
+        if cells.len() == 1 && cells[0].is_empty() {
+            continue;
+        }
+        if out.header.is_none() && out.rows.is_empty() {
+            let is_header =
+                cells.iter().all(|c| !c.is_empty()) && cells.iter().any(|c| number(c).is_none());
+            if header == Header::Required && !is_header {
+                bail!(
+                    "{}: the first line must be a header naming the columns",
+                    path.display()
+                );
+            }
+            if is_header {
+                out.header = Some(cells);
+                continue;
+            }
+        }
+        out.rows.push(Row {
+            number: out.rows.len() + 1,
+            cells,
+        });
+    }
+    Ok(out)
+}
+
+/// Writes a header (if any) and rows, LF line endings, quoting cells that need it, atomically.
+pub fn write_records(path: &Path, header: Option<&[String]>, rows: &[Vec<String>]) -> Result<()> {
+    let mut w = csv::WriterBuilder::new()
+        .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    for r in header
+        .into_iter()
+        .map(|h| h.to_vec())
+        .chain(rows.iter().cloned())
+    {
+        w.write_record(&r)?;
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::experiment::rundir::write_atomic(path, &bytes)
+}
 
 /// Reads a numeric table of `expected_cols` columns as a `[rows, cols]` float64 tensor. A first
 /// line that does not parse as numbers is taken as a header. Empty cells, non-numbers and
 /// NaN/Inf are errors.
 pub fn read_matrix(path: &Path, expected_cols: usize) -> Result<Tensor> {
-    Ok(parse(path, Some(expected_cols), false)?.1)
+    Ok(parse(path, Some(expected_cols), Header::Detect)?.1)
 }
 
 /// Reads a numeric table whose first line is a header naming the columns.
 pub fn read_table(path: &Path) -> Result<(Vec<String>, Tensor)> {
-    let (header, t) = parse(path, None, true)?;
+    let (header, t) = parse(path, None, Header::Required)?;
     Ok((header.unwrap_or_default(), t))
 }
 
 fn parse(
     path: &Path,
     expected_cols: Option<usize>,
-    require_header: bool,
+    header: Header,
 ) -> Result<(Option<Vec<String>>, Tensor)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut values = Vec::new();
-    let mut rows = 0;
-    let mut header = None;
+    let records = read_records(path, header)?;
     let mut cols = expected_cols;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            continue;
+    if let Some(h) = &records.header {
+        let n = *cols.get_or_insert(h.len());
+        if h.len() != n {
+            bail!(
+                "{}: header has {} columns, expected {n}",
+                path.display(),
+                h.len()
+            );
         }
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        let parsed: Vec<Option<f64>> = cells.iter().map(|c| c.parse::<f64>().ok()).collect();
-        let looks_like_header =
-            parsed.iter().any(|p| p.is_none()) && cells.iter().all(|c| !c.is_empty());
-        if header.is_none() && rows == 0 && (looks_like_header || require_header) {
-            if require_header && !looks_like_header {
-                bail!(
-                    "{}: the first line must be a header naming the columns",
-                    path.display()
-                );
-            }
-            let n = *cols.get_or_insert(cells.len());
-            if cells.len() != n {
-                bail!(
-                    "{}: header has {} columns, expected {n}",
-                    path.display(),
-                    cells.len()
-                );
-            }
-            header = Some(cells.iter().map(|c| c.to_string()).collect());
-            continue;
-        }
-        let n = *cols.get_or_insert(cells.len());
-        if cells.len() != n {
+    }
+    let mut values = Vec::new();
+    for row in &records.rows {
+        let n = *cols.get_or_insert(row.cells.len());
+        if row.cells.len() != n {
             bail!(
                 "{} row {}: {} columns, expected {n}",
                 path.display(),
-                i + 1,
-                cells.len()
+                row.number,
+                row.cells.len()
             );
         }
-        for (j, (cell, p)) in cells.iter().zip(&parsed).enumerate() {
-            match p {
-                Some(v) if v.is_finite() => values.push(*v),
-                Some(v) => bail!(
-                    "{} row {} column {}: {v} is not a finite number",
-                    path.display(),
-                    i + 1,
-                    j + 1
-                ),
-                None if cell.is_empty() => bail!(
-                    "{} row {} column {}: empty cell",
-                    path.display(),
-                    i + 1,
-                    j + 1
-                ),
-                None => bail!(
-                    "{} row {} column {}: `{cell}` is not a number",
-                    path.display(),
-                    i + 1,
-                    j + 1
-                ),
+        for (j, cell) in row.cells.iter().enumerate() {
+            let at = || format!("{} row {} column {}", path.display(), row.number, j + 1);
+            match number(cell) {
+                Some(v) if v.is_finite() => values.push(v),
+                Some(v) => bail!("{}: {v} is not a finite number", at()),
+                None if cell.is_empty() => bail!("{}: empty cell", at()),
+                None => bail!("{}: `{cell}` is not a number", at()),
             }
         }
-        rows += 1;
     }
-    if rows == 0 {
+    if records.rows.is_empty() {
         bail!("{}: no data rows", path.display());
     }
+    let rows = records.rows.len() as i64;
     Ok((
-        header,
+        records.header,
         Tensor::from_slice(&values).reshape([rows, cols.unwrap_or(0) as i64]),
     ))
 }
@@ -117,12 +172,9 @@ pub fn write_matrix(path: &Path, header: &[String], t: &Tensor) -> Result<()> {
             .to_kind(tch::Kind::Double)
             .flatten(0, -1),
     )?;
-    let mut out = header.join(",");
-    out.push('\n');
-    for row in flat.chunks(header.len()) {
-        let cells: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    crate::experiment::rundir::write_atomic(path, out.as_bytes())
+    let rows: Vec<Vec<String>> = flat
+        .chunks(header.len())
+        .map(|row| row.iter().map(|v| format!("{v}")).collect())
+        .collect();
+    write_records(path, Some(header), &rows)
 }

@@ -71,6 +71,9 @@ pub fn train(
     let mut opt = Adam::new(model.var_store(), cfg.train.optimizer.clone());
     let start = load_start(model.as_mut(), &mut opt, &dir, opts)?;
     dir.write_config(&cfg)?;
+    for (name, text) in model.run_files()? {
+        rundir::write_atomic(&dir.path().join(name), text.as_bytes())?;
+    }
     eprintln!(
         "run {} on {:?}, {} thread(s), {} steps",
         dir.path().display(),

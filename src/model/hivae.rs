@@ -15,6 +15,8 @@
 //! (never trained on) to measure `val/imputation_error` for early stopping; masked present cells
 //! are the test cells, whose true values are only used for scoring.
 pub use super::hivae_config::{HivaeConfig, Missing, TableConfig, Temperature};
+use super::hivae_data::TableData;
+pub use super::hivae_data::TableSchema;
 use super::hivae_lik::{encode, input_width, Head, Params};
 use super::posterior::{diag_normal_log_prob, gaussian_kl, Posterior};
 use super::vae::standard_normal_log_prob;
@@ -36,7 +38,8 @@ pub struct Hivae {
     pub(super) all_seen: Tensor,
     pub(super) val_cells: Tensor,
     pub test_cells: Tensor,
-    pub(super) ranges: Vec<f64>,
+    /// Types, class codings, normalization and ranges of the training table.
+    pub schema: super::hivae_data::TableSchema,
     pub(super) s_head: nn::Linear,
     pub(super) posterior: Posterior,
     pub(super) prior_mean: nn::Linear,
@@ -60,9 +63,40 @@ fn mask_tensor(m: &[bool], n: usize, d: usize) -> Tensor {
 }
 
 impl Hivae {
+    /// The model of `config`, reading its table (to train or evaluate).
     pub fn new(config: HivaeConfig, device: Device) -> Result<Self> {
         config.validate()?;
         let data = super::hivae_data::load(&config.data)?;
+        Self::build(config, data, device)
+    }
+
+    /// The model of `config` for a table of `schema` (a trained run's `table.json`), without
+    /// reading any table: it imputes and samples, but holds no rows to train or evaluate on.
+    pub fn from_schema(config: HivaeConfig, schema: TableSchema, device: Device) -> Result<Self> {
+        config.validate()?;
+        let d = schema.types.len();
+        ensure!(
+            schema.stats.len() == d && schema.ranges.len() == d && schema.coding.codes.len() == d,
+            "the table schema is inconsistent: {d} types, {} statistics, {} ranges, {} codings",
+            schema.stats.len(),
+            schema.ranges.len(),
+            schema.coding.codes.len()
+        );
+        let data = TableData {
+            n: 0,
+            d,
+            types: schema.types.clone(),
+            x: Tensor::zeros([0, d as i64], (DType::Float, Device::Cpu)),
+            train: vec![],
+            val: vec![],
+            test: vec![],
+            all: vec![],
+            schema,
+        };
+        Self::build(config, data, device)
+    }
+
+    fn build(config: HivaeConfig, data: TableData, device: Device) -> Result<Self> {
         let (n, d) = (data.n, data.d);
         let types = data.types;
         let x = data.x;
@@ -81,7 +115,7 @@ impl Hivae {
         };
         let heads = types
             .iter()
-            .zip(&data.stats)
+            .zip(&data.schema.stats)
             .enumerate()
             .map(|(j, (t, s))| Head::new(&(&root / "decoder" / j), *t, *s, yd, k))
             .collect();
@@ -113,7 +147,7 @@ impl Hivae {
             all_seen: mask_tensor(&data.all, n, d).to_device(device),
             val_cells: mask_tensor(&data.val, n, d).to_device(device),
             test_cells: mask_tensor(&data.test, n, d).to_device(device),
-            ranges: data.ranges,
+            schema: data.schema,
             types,
             batches: EpochBatches::new(n as i64, config.data.seed),
             config,
@@ -216,6 +250,21 @@ impl Hivae {
             .enumerate()
             .map(|(j, head)| head.params(&y.narrow(1, j as i64 * yd, yd), s))
             .collect()
+    }
+
+    /// Column `j`'s values with the model's classes 1..=K replaced by the table's own codes.
+    pub fn to_codes(&self, j: usize, v: Tensor) -> Tensor {
+        let codes = &self.schema.coding.codes[j];
+        if codes.is_empty() {
+            return v;
+        }
+        let lookup = Tensor::from_slice(codes)
+            .to_kind(v.kind())
+            .to_device(v.device());
+        let idx = (v.round() - 1.0)
+            .clamp(0.0, (codes.len() - 1) as f64)
+            .to_kind(DType::Int64);
+        lookup.index_select(0, &idx)
     }
 
     fn tau(&self, step: i64, batch_size: i64) -> f64 {
@@ -374,6 +423,14 @@ impl Model for Hivae {
         Ok(out)
     }
 
+    /// `table.json`: the table's schema, so the run imputes without its training files.
+    fn run_files(&self) -> Result<Vec<(&'static str, String)>> {
+        Ok(vec![(
+            super::hivae_data::SCHEMA_FILE,
+            serde_json::to_string_pretty(&self.schema)?,
+        )])
+    }
+
     crate::capabilities!(sampler);
 }
 
@@ -400,7 +457,8 @@ impl Sampler for Hivae {
                 .heads
                 .iter()
                 .zip(&params)
-                .map(|(h, p)| h.sample(p))
+                .enumerate()
+                .map(|(j, (h, p))| self.to_codes(j, h.sample(p)))
                 .collect();
             Ok(Tensor::stack(&cols, 1))
         })

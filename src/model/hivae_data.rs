@@ -1,12 +1,43 @@
 //! The table of a HI-VAE run: column types, values, which cells train, validate and test, and
 //! per-column statistics (normalization from observed training cells; ranges from all true
 //! values, for the error measure).
+//!
+//! What the model needs of the table besides its weights (types, class codings, normalization
+//! statistics, ranges) is its [`TableSchema`], stored in the run folder as `table.json`, so a
+//! trained run imputes and samples without the training files.
 use super::hivae_config::{Missing, TableConfig};
 use super::hivae_lik::Stats;
-use crate::data::hetero::{self, ColumnType, Kind};
+use crate::data::hetero::{self, Coding, ColumnType, Kind};
 use crate::data::toy::Rng;
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 use tch::{Kind as DType, Tensor};
+
+/// The file in a run folder that holds a HI-VAE's [`TableSchema`].
+pub const SCHEMA_FILE: &str = "table.json";
+
+/// Everything a trained HI-VAE needs of its training table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TableSchema {
+    pub types: Vec<ColumnType>,
+    /// Class codes of the training table, per column.
+    pub coding: Coding,
+    /// Normalization of each column (observed training cells).
+    pub stats: Vec<Stats>,
+    /// max − min of each column's true values (the error measure's scale).
+    pub ranges: Vec<f64>,
+}
+
+impl TableSchema {
+    /// Reads `table.json` from a run folder.
+    pub fn read(run_dir: &Path) -> Result<TableSchema> {
+        let path = run_dir.join(SCHEMA_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))
+    }
+}
 
 /// A loaded table: `n` rows of `d` columns, cell masks row-major.
 pub struct TableData {
@@ -20,14 +51,15 @@ pub struct TableData {
     pub test: Vec<bool>,
     /// Observed cells: train and validation.
     pub all: Vec<bool>,
-    pub stats: Vec<Stats>,
-    pub ranges: Vec<f64>,
+    pub schema: TableSchema,
 }
 
 /// Reads the table, its types and missing mask, and splits the observed cells.
 pub fn load(c: &TableConfig) -> Result<TableData> {
     let types = hetero::read_types(&c.types)?;
-    let table = hetero::read_table(&c.csv, &types)?;
+    let mut table = hetero::read_table(&c.csv, &types)?;
+    let coding = Coding::of(&table, &c.csv)?;
+    coding.recode(&mut table, &c.csv)?;
     let (n, d) = (table.rows, table.cols());
     let hidden = match &c.missing {
         Missing::None => vec![false; n * d],
@@ -89,13 +121,17 @@ pub fn load(c: &TableConfig) -> Result<TableData> {
     Ok(TableData {
         n,
         d,
-        types,
+        types: types.clone(),
         x,
         train,
         val,
         test,
         all,
-        stats,
-        ranges,
+        schema: TableSchema {
+            types,
+            coding,
+            stats,
+            ranges,
+        },
     })
 }

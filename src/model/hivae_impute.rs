@@ -64,7 +64,7 @@ impl Hivae {
                     &self.x.select(1, j),
                     &x_hat.select(1, j),
                     &cells.select(1, j),
-                    self.ranges[j as usize],
+                    self.schema.ranges[j as usize],
                 )
             })
             .collect();

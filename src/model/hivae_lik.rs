@@ -16,7 +16,7 @@ use crate::data::hetero::{ColumnType, Kind};
 use tch::{nn, nn::Module, Kind as DType, Tensor};
 
 /// Normalization statistics of one column (on ln(1 + x) for pos and count).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     pub mean: f64,
     pub std: f64,

@@ -91,6 +91,11 @@ pub trait Model {
     fn flow_view(&self) -> Option<&dyn HasFlow> {
         None
     }
+    /// Files (name, text) the run folder keeps beside config.json: what the model needs to be
+    /// rebuilt without its training data (none by default).
+    fn run_files(&self) -> Result<Vec<(&'static str, String)>> {
+        Ok(vec![])
+    }
     /// Called once when training ends, before the final weights are saved and evaluated;
     /// returns true when it changed weights or buffers (none by default).
     fn finish_training(&mut self) -> Result<bool> {
