@@ -124,12 +124,17 @@ fn bad_csv_and_bad_checkpoints_are_named() {
         (
             "cols.csv",
             "x1,x2\n0.1,0.2\n0.3\n",
-            vec!["cols.csv", "row 3", "1 columns, expected 2"],
+            vec!["cols.csv", "row 2 (line 3)", "1 columns, expected 2"],
+        ),
+        (
+            "cr-only.csv",
+            "x1,x2\r0.1,0.2\r\r0.3\r",
+            vec!["cr-only.csv", "row 2 (line 4)", "1 columns, expected 2"],
         ),
         (
             "text.csv",
             "x1,x2\n0.1,abc\n",
-            vec!["text.csv", "row 2 column 2", "abc"],
+            vec!["text.csv", "row 1 (line 2) column 2", "abc"],
         ),
         (
             "nan.csv",
@@ -139,7 +144,7 @@ fn bad_csv_and_bad_checkpoints_are_named() {
         (
             "empty.csv",
             "x1,x2\n0.1,\n",
-            vec!["empty.csv", "row 2 column 2", "empty"],
+            vec!["empty.csv", "row 1 (line 2) column 2", "empty"],
         ),
     ];
     for (file, text, needles) in csv_cases {

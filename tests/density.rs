@@ -165,21 +165,25 @@ fn bad_tables_are_named_with_row_and_column() {
     let dir = scratch("bad-table");
     let out = dir.join("runs");
     for (file, text, needle) in [
-        ("gap.csv", "a,b\n1,2\n3,\n", "row 3 column 2: empty cell"),
+        (
+            "gap.csv",
+            "a,b\n1,2\n3,\n",
+            "row 2 (line 3) column 2: empty cell",
+        ),
         (
             "word.csv",
             "a,b\n1,2\n3,x\n",
-            "row 3 column 2: `x` is not a number",
+            "row 2 (line 3) column 2: `x` is not a number",
         ),
         (
             "inf.csv",
             "a,b\n1,2\n3,inf\n",
-            "row 3 column 2: inf is not a finite number",
+            "row 2 (line 3) column 2: inf is not a finite number",
         ),
         (
             "cols.csv",
             "a,b\n1,2\n3,4,5\n",
-            "row 3: 3 columns, expected 2",
+            "row 2 (line 3): 3 columns, expected 2",
         ),
         ("nohead.csv", "1,2\n3,4\n", "must be a header"),
     ] {

@@ -6,10 +6,23 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tch::Tensor;
 
-/// One record of a file: its 1-based data row (a header is not counted) and its cells, trimmed.
+/// One record of a file: its 1-based data row (a header is not counted), the line it starts on
+/// (as an editor numbers them), and its cells, trimmed.
 pub struct Row {
     pub number: usize,
+    pub line: u64,
     pub cells: Vec<String>,
+}
+
+impl Row {
+    /// `row R (line L)`, or `row R` where they are the same.
+    pub fn at(&self) -> String {
+        if self.line == self.number as u64 {
+            format!("row {}", self.number)
+        } else {
+            format!("row {} (line {})", self.number, self.line)
+        }
+    }
 }
 
 /// A file's records: the header, if it has one, and the data rows.
@@ -32,6 +45,29 @@ pub fn number(cell: &str) -> Option<f64> {
     cell.trim().parse::<f64>().ok()
 }
 
+/// Byte offsets where lines start; `\n`, `\r\n` and a lone `\r` each end a line (the csv crate
+/// counts only `\n`, so a CR-only file would be all "line 1").
+fn line_starts(bytes: &[u8]) -> Vec<u64> {
+    let mut starts = vec![0];
+    for (i, &b) in bytes.iter().enumerate() {
+        let ends = b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
+        if ends {
+            starts.push(i as u64 + 1);
+        }
+    }
+    starts
+}
+
+/// The 1-based line of the record the reader reports at byte `offset` (it may report the line
+/// break before the record: skip line breaks first).
+fn line_of(bytes: &[u8], starts: &[u64], offset: u64) -> u64 {
+    let mut at = offset as usize;
+    while matches!(bytes.get(at), Some(b'\r' | b'\n')) {
+        at += 1;
+    }
+    starts.partition_point(|&s| s <= at as u64) as u64
+}
+
 /// Reads every record of `path`. Blank lines are skipped; rows may differ in length (callers say
 /// what they expected).
 pub fn read_records(path: &Path, header: Header) -> Result<Records> {
@@ -42,6 +78,7 @@ pub fn read_records(path: &Path, header: Header) -> Result<Records> {
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(bytes);
+    let starts = line_starts(bytes);
     let mut out = Records {
         header: None,
         rows: Vec::new(),
@@ -69,6 +106,9 @@ pub fn read_records(path: &Path, header: Header) -> Result<Records> {
         }
         out.rows.push(Row {
             number: out.rows.len() + 1,
+            line: record
+                .position()
+                .map_or(0, |p| line_of(bytes, &starts, p.byte())),
             cells,
         });
     }
@@ -127,14 +167,14 @@ fn parse(
         let n = *cols.get_or_insert(row.cells.len());
         if row.cells.len() != n {
             bail!(
-                "{} row {}: {} columns, expected {n}",
+                "{} {}: {} columns, expected {n}",
                 path.display(),
-                row.number,
+                row.at(),
                 row.cells.len()
             );
         }
         for (j, cell) in row.cells.iter().enumerate() {
-            let at = || format!("{} row {} column {}", path.display(), row.number, j + 1);
+            let at = || format!("{} {} column {}", path.display(), row.at(), j + 1);
             match number(cell) {
                 Some(v) if v.is_finite() => values.push(v),
                 Some(v) => bail!("{}: {v} is not a finite number", at()),
