@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use flowlab::data::hetero::{ColumnType, Kind};
-use flowlab::model::hivae_lik::column_error;
+use flowlab::model::hivae_lik::{column_error, Head, Imputation, Params, Stats};
 use std::path::{Path, PathBuf};
 use tch::{Kind as DType, Tensor};
 
@@ -237,4 +237,85 @@ fn the_per_column_error_is_the_releases_measure() {
     assert!((e - 1.5 / 3.0 / 5.0).abs() < 1e-9, "{e}");
     // No imputed cell: no error.
     assert!(column_error(&col(Kind::Real, 1), &x, &x_hat, &cells.zeros_like(), 9.0).is_none());
+}
+
+/// The parts of a head's parameters that locate the value (means, rate, class probabilities)
+/// and that spread it (variances; none for counts and classes).
+fn parts(p: &Params) -> (Tensor, Option<Tensor>) {
+    match p {
+        Params::Normal { mean, var } => (mean.shallow_clone(), Some(var.shallow_clone())),
+        Params::Poisson { rate } => (rate.shallow_clone(), None),
+        Params::Classes { log_p } => (log_p.shallow_clone(), None),
+    }
+}
+
+#[test]
+fn decoder_heads_read_y_and_s_as_the_release_does() {
+    tch::manual_seed(4);
+    let stats = Stats {
+        mean: 0.5,
+        std: 2.0,
+    };
+    let y = Tensor::randn([6, 3], (DType::Float, tch::Device::Cpu));
+    let y2 = &y + 1.0;
+    let s_of = |k: i64| {
+        Tensor::full([6], k, (DType::Int64, tch::Device::Cpu))
+            .one_hot(4)
+            .to_kind(DType::Float)
+    };
+    let (s, s2) = (s_of(0), s_of(2));
+    let differ = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]) > 1e-6;
+    for (kind, classes) in [
+        (Kind::Real, 1),
+        (Kind::Positive, 1),
+        (Kind::Count, 1),
+        (Kind::Categorical, 3),
+        (Kind::Ordinal, 4),
+    ] {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let h = Head::new(&vs.root(), ColumnType { kind, classes }, stats, 3, 4);
+        let (loc, spread) = parts(&h.params(&y, &s));
+        let (loc_s2, spread_s2) = parts(&h.params(&y, &s2));
+        let (loc_y2, spread_y2) = parts(&h.params(&y2, &s));
+        // The location reads both y_d and s.
+        assert!(differ(&loc, &loc_s2), "{kind:?}: location ignores s");
+        assert!(differ(&loc, &loc_y2), "{kind:?}: location ignores y");
+        // The variance reads s alone.
+        if let (Some(v), Some(v_s2), Some(v_y2)) = (spread, spread_s2, spread_y2) {
+            assert!(differ(&v, &v_s2), "{kind:?}: variance ignores s");
+            assert!(!differ(&v, &v_y2), "{kind:?}: variance reads y");
+        }
+    }
+    // Positive columns: the mode max(e^{μ − v} − 1, 0) by default, the mean e^{μ + v/2} − 1 on
+    // request (μ, v of ln(1 + x) in the column's units: m + σ·mean, σ²·var).
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let h = Head::new(
+        &vs.root(),
+        ColumnType {
+            kind: Kind::Positive,
+            classes: 1,
+        },
+        stats,
+        3,
+        4,
+    );
+    let p = Params::Normal {
+        mean: Tensor::from_slice(&[0.3f32, -0.4]),
+        var: Tensor::from_slice(&[0.2f32, 0.5]),
+    };
+    let mode = Vec::<f64>::try_from(h.impute(&p, Imputation::Mode).to_kind(DType::Double)).unwrap();
+    let mean = Vec::<f64>::try_from(h.impute(&p, Imputation::Mean).to_kind(DType::Double)).unwrap();
+    for (i, (m, v)) in [(0.3f64, 0.2f64), (-0.4, 0.5)].into_iter().enumerate() {
+        let (mu, var) = (0.5 + 2.0 * m, 4.0 * v);
+        let want_mode = f64::max((mu - var).exp() - 1.0, 0.0);
+        let want_mean = (mu + var / 2.0).exp() - 1.0;
+        assert!(
+            (mode[i] - want_mode).abs() < 1e-4 * (1.0 + want_mode),
+            "{mode:?}"
+        );
+        assert!(
+            (mean[i] - want_mean).abs() < 1e-4 * (1.0 + want_mean),
+            "{mean:?}"
+        );
+    }
 }

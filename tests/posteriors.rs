@@ -119,6 +119,45 @@ fn constraints_hold_for_random_encoder_outputs() {
     let f = flowlab::flow::planar::PlanarFlow::new(u, w, Tensor::randn([256], F64));
     // (−1 + softplus(x) for x ≪ 0 is −1 up to rounding.)
     assert!(f.w_dot_u_hat().min().double_value(&[]) >= -1.0 - 1e-12);
+    // Bounded planar: wᵀû ≥ −(1 − 10⁻⁴) (a margin, so ln|det| ≥ ln 10⁻⁴ everywhere), û = u
+    // where wᵀu ≥ 0, and ‖û‖ ≤ 2‖u‖ however small ‖w‖: the paper's form moves û by
+    // |m(wᵀu) − wᵀu|/‖w‖ there, without bound.
+    use flowlab::flow::planar::{Constraint, PlanarFlow, MARGIN};
+    let (u, b) = (
+        Tensor::randn([256, 5], F64) * 10.0,
+        Tensor::randn([256], F64),
+    );
+    let w = -&u + Tensor::randn([256, 5], F64);
+    let f =
+        PlanarFlow::with_constraint(u.shallow_clone(), w, b.shallow_clone(), Constraint::Bounded);
+    assert!(f.w_dot_u_hat().min().double_value(&[]) >= -(1.0 - MARGIN) - 1e-12);
+    let z = Tensor::randn([256, 5], F64) * 3.0;
+    let (_, ld) = f.forward(&z, None).unwrap();
+    assert!(
+        ld.min().double_value(&[]) >= MARGIN.ln() - 1e-9,
+        "{}",
+        ld.min()
+    );
+    let tiny_w = Tensor::randn([256, 5], F64) * 1e-6;
+    let norm = |t: &Tensor| t.square().sum_dim_intlist(-1, false, t.kind()).sqrt();
+    for (c, bounded) in [(Constraint::Bounded, true), (Constraint::Softplus, false)] {
+        let f = PlanarFlow::with_constraint(
+            u.shallow_clone(),
+            tiny_w.shallow_clone(),
+            b.shallow_clone(),
+            c,
+        );
+        let ratio = (norm(f.u_hat()) / norm(&u)).max().double_value(&[]);
+        assert_eq!(ratio <= 2.0 + 1e-9, bounded, "{c:?}: ‖û‖/‖u‖ up to {ratio}");
+    }
+    let pos = Tensor::randn([256, 5], F64).abs();
+    let f = PlanarFlow::with_constraint(
+        pos.shallow_clone(),
+        pos.shallow_clone(),
+        b,
+        Constraint::Bounded,
+    );
+    assert!(f.u_hat().equal(&pos), "û = u where wᵀu ≥ 0");
     // Radial: β ≥ −α.
     let r = flowlab::flow::radial::RadialFlow::from_unconstrained(
         Tensor::randn([256, 5], F64),

@@ -69,6 +69,12 @@ fn fill(
     Ok((rows, count))
 }
 
+fn warn_clamped(n: i64) {
+    if n > 0 {
+        eprintln!("warning: {n} imputed cells were not finite and were set to their column's training mean");
+    }
+}
+
 fn numbered(path: &Path, k: usize) -> PathBuf {
     let stem = path
         .file_stem()
@@ -126,7 +132,8 @@ pub fn run(args: ImputeArgs) -> Result<()> {
     match args.samples {
         None => {
             let filled = model.impute_with(&x, &seen, false)?;
-            let (rows, count) = fill(&records, &filled, &kinds, &model.schema.coding)?;
+            warn_clamped(filled.clamped);
+            let (rows, count) = fill(&records, &filled.values, &kinds, &model.schema.coding)?;
             write_records(&args.out, header, &rows)?;
             eprintln!("filled {count} missing cells into {}", args.out.display());
         }
@@ -135,7 +142,8 @@ pub fn run(args: ImputeArgs) -> Result<()> {
             let mut count = 0;
             for i in 1..=k {
                 let filled = model.impute_with(&x, &seen, true)?;
-                let (rows, c) = fill(&records, &filled, &kinds, &model.schema.coding)?;
+                warn_clamped(filled.clamped);
+                let (rows, c) = fill(&records, &filled.values, &kinds, &model.schema.coding)?;
                 write_records(&numbered(&args.out, i), header, &rows)?;
                 count = c;
             }

@@ -2,7 +2,15 @@
 //!
 //! f(z) = z + û h(wᵀz + b), h = tanh, with log|det ∂f/∂z| = ln|1 + h'(wᵀz + b) wᵀû| (eq. 12).
 //! f is invertible when wᵀû ≥ −1; the constraint is enforced by construction:
-//! û = u + (m(wᵀu) − wᵀu) w/‖w‖², m(x) = −1 + softplus(x) (paper, appendix A.1).
+//! û = u + (m(wᵀu) − wᵀu) w/‖w‖², m(x) = −1 + softplus(x) (paper, appendix A.1; normflows).
+//!
+//! `"constraint": "bounded"` is a numerically safe variant for amortized posteriors. The paper's
+//! m moves every û (m(x) ≠ x everywhere), by |m(wᵀu) − wᵀu|/‖w‖, without bound as an encoder
+//! drives ‖w‖ → 0 (m(0) − 0 ≈ −0.31); and m → −1 exactly once softplus underflows, making the
+//! map singular. The bounded variant uses m(x) = x for x ≥ 0 and
+//! m(x) = −(1 − δ) + (1 − δ) exp(x/(1 − δ)) below (C¹ at 0, δ = 10⁻⁴ as the Sylvester layers'
+//! margin): û = u wherever wᵀu ≥ 0, ‖û‖ ≤ 2‖u‖ always, and wᵀû ≥ −(1 − δ), so
+//! |det| ≥ δ and ln|det| ≥ ln δ ≈ −9.2.
 //!
 //! The parameters are plain tensors: `[d]` for a free layer, `[batch, d]` (and `[batch]` for b)
 //! when an encoder produces them per sample. The layer does not know which.
@@ -27,6 +35,20 @@ use crate::bijector::{Bijector, FlowResult};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
+/// How û is made to satisfy wᵀû > −1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Constraint {
+    /// The paper's m(x) = −1 + softplus(x).
+    #[default]
+    Softplus,
+    /// m(x) = x for x ≥ 0, a margin of 10⁻⁴ below −1 otherwise; bounded û.
+    Bounded,
+}
+
+/// The bounded constraint's margin δ: wᵀû ≥ −(1 − δ).
+pub const MARGIN: f64 = 1e-4;
+
 pub struct PlanarFlow {
     /// û, already constrained so that wᵀû ≥ −1.
     u_hat: Tensor,
@@ -39,25 +61,37 @@ pub struct PlanarFlow {
 impl PlanarFlow {
     /// Builds the layer from unconstrained u, w and b; û is computed here.
     pub fn new(u: Tensor, w: Tensor, b: Tensor) -> Self {
-        let u_hat = Self::constrain(&u, &w);
+        Self::with_constraint(u, w, b, Constraint::Softplus)
+    }
+
+    /// As [`new`](Self::new), with the given constraint on û.
+    pub fn with_constraint(u: Tensor, w: Tensor, b: Tensor, c: Constraint) -> Self {
+        let u_hat = Self::constrain(&u, &w, c);
         let wu = dot(&w, &u_hat);
         PlanarFlow { u_hat, w, b, wu }
     }
 
-    /// û = u + (m(wᵀu) − wᵀu) w/‖w‖², m(x) = −1 + softplus(x): then wᵀû = m(wᵀu) > −1.
-    /// Works on any leading shape (`[d]`, `[K, d]`, `[batch, d]`), so a stack of K layers is
-    /// constrained in one call.
-    pub fn constrain(u: &Tensor, w: &Tensor) -> Tensor {
+    /// û = u + (m(wᵀu) − wᵀu) w/‖w‖²: then wᵀû = m(wᵀu) > −1. Works on any leading shape
+    /// (`[d]`, `[K, d]`, `[batch, d]`), so a stack of K layers is constrained in one call.
+    pub fn constrain(u: &Tensor, w: &Tensor, c: Constraint) -> Tensor {
         let wu = dot(w, u);
-        let m = wu.softplus() - 1.0;
+        let m = match c {
+            Constraint::Softplus => wu.softplus() - 1.0,
+            Constraint::Bounded => {
+                let keep = 1.0 - MARGIN;
+                // exp of min(x, 0): the branch not taken must not overflow.
+                let below = (wu.clamp_max(0.0) / keep).exp() * keep - keep;
+                wu.where_self(&wu.ge(0.0), &below)
+            }
+        };
         let w_norm_sq = dot(w, w).clamp_min(1e-12);
         u + ((m - wu) / w_norm_sq).unsqueeze(-1) * w
     }
 
     /// Splits stacked parameters `u, w: [K, d]`, `b: [K]` into K layers, constraining all of them
     /// with one vectorized call.
-    pub fn stack(u: &Tensor, w: &Tensor, b: &Tensor) -> Vec<PlanarFlow> {
-        let u_hat = Self::constrain(u, w);
+    pub fn stack(u: &Tensor, w: &Tensor, b: &Tensor, c: Constraint) -> Vec<PlanarFlow> {
+        let u_hat = Self::constrain(u, w, c);
         let wu = dot(w, &u_hat);
         let parts = (u_hat.unbind(0), w.unbind(0), b.unbind(0), wu.unbind(0));
         parts
@@ -133,6 +167,9 @@ impl Bijector for PlanarFlow {
 pub struct PlanarConfig {
     #[serde(default = "super::one")]
     pub length: i64,
+    /// `"softplus"` (the paper's, default) or `"bounded"` (safe for amortized posteriors).
+    #[serde(default)]
+    pub constraint: Constraint,
 }
 
 impl LayerSpec for PlanarConfig {
@@ -147,12 +184,10 @@ impl LayerSpec for PlanarConfig {
             Piece::new("w", d, uniform((2.0 / d as f64).sqrt())),
             Piece::new("b", 0, nn::Init::Const(0.0)),
         ];
-        Ok(Box::new(PlanarLayer(LayerParams::new(
-            site.path,
-            self.length,
-            pieces,
-            site.features,
-        ))))
+        Ok(Box::new(PlanarLayer(
+            LayerParams::new(site.path, self.length, pieces, site.features),
+            self.constraint,
+        )))
     }
 
     fn label(&self) -> String {
@@ -160,7 +195,7 @@ impl LayerSpec for PlanarConfig {
     }
 }
 
-struct PlanarLayer(LayerParams);
+struct PlanarLayer(LayerParams, Constraint);
 
 impl FlowLayer for PlanarLayer {
     fn names(&self) -> Vec<String> {
@@ -171,12 +206,13 @@ impl FlowLayer for PlanarLayer {
         // Amortized: the constraint runs after repetition, on each sample's copy.
         self.0.bijectors(
             input,
-            |v| PlanarFlow::stack(&v[0], &v[1], &v[2]),
+            |v| PlanarFlow::stack(&v[0], &v[1], &v[2], self.1),
             |p| {
-                PlanarFlow::new(
+                PlanarFlow::with_constraint(
                     p[0].shallow_clone(),
                     p[1].shallow_clone(),
                     p[2].shallow_clone(),
+                    self.1,
                 )
             },
         )

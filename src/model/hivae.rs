@@ -17,7 +17,7 @@
 pub use super::hivae_config::{HivaeConfig, Missing, TableConfig, Temperature};
 use super::hivae_data::TableData;
 pub use super::hivae_data::TableSchema;
-use super::hivae_lik::{encode, input_width, Head, Params};
+use super::hivae_lik::{encode, input_width, Head, Imputation, Params};
 use super::posterior::{diag_normal_log_prob, gaussian_kl, Posterior};
 use super::vae::standard_normal_log_prob;
 use super::{Losses, Model, Sampler, StepContext};
@@ -343,7 +343,7 @@ impl Model for Hivae {
     }
 
     fn validation(&self) -> Result<Vec<(&'static str, f64)>> {
-        let x_hat = self.impute_with(&self.x, &self.train_seen, false)?;
+        let x_hat = self.impute_with(&self.x, &self.train_seen, false)?.values;
         Ok(self
             .error(&x_hat, &self.val_cells)
             .map(|e| vec![("imputation_error", e)])
@@ -403,23 +403,35 @@ impl Model for Hivae {
             elbo += (ll - t.kl_z - t.kl_s).sum(DType::Double).double_value(&[]);
         }
         out.push(("elbo".into(), elbo / self.rows() as f64));
-        if let Some(e) = self.error(
-            &self.impute_with(&self.x, &self.train_seen, false)?,
-            &self.val_cells,
-        ) {
+        let val = self.impute_with(&self.x, &self.train_seen, false)?;
+        if let Some(e) = self.error(&val.values, &self.val_cells) {
             out.push(("val_imputation_error".into(), e));
         }
-        if let Some(e) = self.error(
-            &self.impute_with(&self.x, &self.all_seen, false)?,
-            &self.test_cells,
-        ) {
+        // Test cells: the configured point, and both points side by side.
+        let test = self.impute_with(&self.x, &self.all_seen, false)?;
+        if let Some(e) = self.error(&test.values, &self.test_cells) {
             out.push(("test_imputation_error".into(), e));
+            for (how, name) in [
+                (Imputation::Mode, "test_imputation_error_mode"),
+                (Imputation::Mean, "test_imputation_error_mean"),
+            ] {
+                let f = self.impute_as(&self.x, &self.all_seen, false, how)?;
+                out.push((
+                    name.into(),
+                    self.error(&f.values, &self.test_cells).unwrap_or(f64::NAN),
+                ));
+            }
             out.push((
                 "test_mean_mode_error".into(),
                 self.error(&self.mean_mode_imputation(), &self.test_cells)
                     .unwrap_or(f64::NAN),
             ));
         }
+        // Cells whose imputation was not finite and was replaced by the column's mean.
+        out.push((
+            "imputations_clamped".into(),
+            (val.clamped + test.clamped) as f64,
+        ));
         Ok(out)
     }
 

@@ -87,6 +87,10 @@ pub struct HivaeConfig {
     pub prior_flow: Vec<LayerConfig>,
     #[serde(default)]
     pub temperature: Temperature,
+    /// `"mode"` (default, the release's) or `"mean"`: the point of each column's likelihood a
+    /// single imputation takes.
+    #[serde(default)]
+    pub imputation: super::hivae_lik::Imputation,
 }
 
 impl HivaeConfig {

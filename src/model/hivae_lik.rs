@@ -1,14 +1,17 @@
 //! Per-column likelihoods of HI-VAE (Nazábal et al. 2020, §3; the release's
 //! `loglik_models_missing_normalize.py`), their input codings, imputations and error metrics.
 //!
-//! | type | input to the encoder | p(x_d | y_d, s) | imputation |
+//! | type | input to the encoder | p(x_d | y_d, s) | imputation: mode (default) / mean |
 //! |---|---|---|---|
-//! | real | (x − m)/σ | N(x; m + σμ(y), σ²v(s)) | its mean |
-//! | pos | (ln(1+x) − m)/σ | log-normal on ln(1 + x), variance in [1e-3, 1] (normalized) | max(exp(μ + v/2) − 1, 0) |
-//! | count | ln(1 + x) | Poisson(λ(y)), λ = softplus | ⌊λ⌋ (the mode) |
-//! | cat | one-hot | softmax(0, ℓ(y)) (first logit fixed for identifiability) | the most likely class |
-//! | ordinal | thermometer | P(x ≤ r) = σ(θ_r(s) − h(y)), θ = cumsum softplus | the most likely level |
+//! | real | (x − m)/σ | N(x; m + σμ(y, s), σ²v(s)) | m + σμ |
+//! | pos | (ln(1+x) − m)/σ | log-normal on ln(1 + x), variance in [1e-3, 1] (normalized) | max(exp(μ − v) − 1, 0) / exp(μ + v/2) − 1 |
+//! | count | ln(1 + x) | Poisson(λ(y, s)), λ = softplus | ⌊λ⌋ / round(λ) |
+//! | cat | one-hot | softmax(0, ℓ(y, s)) (first logit fixed for identifiability) | the most likely class |
+//! | ordinal | thermometer | P(x ≤ r) = σ(θ_r(s) − h(y, s)), θ = cumsum softplus | the most likely level |
 //!
+//! As in the release (`theta_estimation_from_y`), the means, the rate, the logits and the ordinal
+//! mean read both y_d and s; the variances and the ordinal thresholds read s alone. μ, v of a
+//! positive column are those of ln(1 + x) in its own units.
 //! m and σ are the column's mean and standard deviation over observed training cells only.
 //! Errors on imputed cells: numerical columns RMSE / (max − min), categorical the error rate,
 //! ordinal mean |x − x̂| / levels (the release's `error_computation`).
@@ -54,8 +57,22 @@ pub fn encode(t: &ColumnType, s: Stats, x: &Tensor, seen: &Tensor) -> Tensor {
 pub struct Head {
     pub t: ColumnType,
     pub stats: Stats,
+    /// Reads [y_d, s]: means, rate, logits.
     from_y: nn::Linear,
+    /// Reads s: variances, ordinal thresholds.
     from_s: Option<nn::Linear>,
+}
+
+/// Which point of a column's likelihood a single imputation takes (`model.hivae.imputation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Imputation {
+    /// The most likely value, as the release reports (log-normal and Poisson modes).
+    #[default]
+    Mode,
+    /// The expected value (log-normal mean; the Poisson rate rounded to a count). Classes still
+    /// take their most likely class.
+    Mean,
 }
 
 /// A column's likelihood, given parameters for a batch.
@@ -84,13 +101,13 @@ impl Head {
         Head {
             t,
             stats,
-            from_y: nn::linear(p / "y", y_dim, y_out, Default::default()),
+            from_y: nn::linear(p / "y", y_dim + s_dim, y_out, Default::default()),
             from_s: s_out.map(|o| nn::linear(p / "s", s_dim, o, Default::default())),
         }
     }
 
     pub fn params(&self, y: &Tensor, s: &Tensor) -> Params {
-        let a = self.from_y.forward(y);
+        let a = self.from_y.forward(&Tensor::cat(&[y, s], 1));
         let b = self.from_s.as_ref().map(|l| l.forward(s));
         match self.t.kind {
             Kind::Real => Params::Normal {
@@ -151,17 +168,24 @@ impl Head {
     }
 
     /// The imputed value per row (raw units, classes from 1).
-    pub fn impute(&self, p: &Params) -> Tensor {
+    pub fn impute(&self, p: &Params, how: Imputation) -> Tensor {
         let s = self.stats;
         match p {
             Params::Normal { mean, var } => match self.t.kind {
                 Kind::Positive => {
                     let (m, v) = (mean * s.std + s.mean, var * (s.std * s.std));
-                    ((m + v * 0.5).exp() - 1.0).clamp_min(0.0)
+                    let at = match how {
+                        Imputation::Mode => m - v,
+                        Imputation::Mean => m + v * 0.5,
+                    };
+                    (at.exp() - 1.0).clamp_min(0.0)
                 }
                 _ => mean * s.std + s.mean,
             },
-            Params::Poisson { rate } => rate.floor(),
+            Params::Poisson { rate } => match how {
+                Imputation::Mode => rate.floor(),
+                Imputation::Mean => rate.round(),
+            },
             Params::Classes { log_p } => log_p.argmax(1, false).to_kind(DType::Float) + 1.0,
         }
     }

@@ -77,6 +77,10 @@ pub fn train_tiny(dir: &Path, name: &str, k: i64, steps: i64) -> PathBuf {
 /// (tests/posteriors.rs); a new layer is added here and nowhere else in the tests.
 pub const EVERY_LAYER: &[(&str, bool)] = &[
     (r#"{"planar": {"length": 2}}"#, true),
+    (
+        r#"{"planar": {"length": 2, "constraint": "bounded"}}"#,
+        true,
+    ),
     (r#"{"radial": {"length": 2}}"#, true),
     (
         r#"{"maf": {"length": 2, "hidden": [16, 16], "context": 6}}"#,
@@ -84,6 +88,10 @@ pub const EVERY_LAYER: &[(&str, bool)] = &[
     ),
     (
         r#"{"maf": {"length": 2, "hidden": [16], "iaf": true, "context": 6}}"#,
+        true,
+    ),
+    (
+        r#"{"maf": {"length": 2, "hidden": [16], "law": "affine_unbounded", "context": 6}}"#,
         true,
     ),
     (
