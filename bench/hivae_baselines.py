@@ -19,10 +19,14 @@ seconds each method took in all.
 Usage (in the environment `make setup-bench` prepares; scikit-learn comes with `make data`):
   python bench/hivae_baselines.py [--data data/hivae] [--tables Breast Wine Adult]
 """
-import argparse, csv, os, statistics, time
+import argparse, csv, os, statistics, time, warnings
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer
+
+# IterativeImputer warns when 10 rounds do not meet its tolerance; the fill is used as it is.
+warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 p = argparse.ArgumentParser()
 p.add_argument("--data", default="data/hivae")

@@ -73,3 +73,18 @@ for d in a.datasets:
         row = [cell([metric(f"{a.methods[0]}-{d}-m{r}-{s}", "test_mean_mode_error") for s in a.seeds])]
         row += [cell([metric(f"{m}-{d}-m{r}-{s}", "test_imputation_error") for s in a.seeds]) for m in a.methods]
         print(f"| {d} | {r}% | " + " | ".join(row) + " |")
+
+# Per method and table: total training time, cells whose imputation had to be replaced (not
+# finite), and the worst mask relative to mean/mode imputation on the same cells.
+print()
+print("| data | method | train s (all masks) | imputations replaced | worst mask / mean-mode |")
+print("|---|---|---|---|---|")
+for d in a.datasets:
+    for m in a.methods:
+        names = [f"{m}-{d}-m{r}-{s}" for r in a.rates for s in a.seeds]
+        secs = sum(metric(n, "train_seconds") or 0.0 for n in names)
+        clamped = sum(metric(n, "imputations_clamped") or 0.0 for n in names)
+        ratios = [metric(n, "test_imputation_error") / metric(n, "test_mean_mode_error")
+                  for n in names if metric(n, "test_imputation_error") is not None]
+        worst = f"{max(ratios):.3f}" if ratios else "–"
+        print(f"| {d} | {m} | {secs:.0f} | {int(clamped)} | {worst} |")
