@@ -38,12 +38,14 @@ run: build
 test: setup-test mnist
 	$(CARGO) test --release
 
+# All benchmarks, or some: `make bench BENCH="flows_vs_zuko hivae_baselines"`.
+BENCH ?= planar_vs_normflows maf_vs_pytorch vae_vs_pytorch flows_vs_zuko realnvp_mnist_vs_pytorch hivae_baselines
 bench: setup-bench build mnist
-	bash bench/planar_vs_normflows.sh
-	bash bench/maf_vs_pytorch.sh
-	bash bench/vae_vs_pytorch.sh
-	bash bench/flows_vs_zuko.sh
-	bash bench/realnvp_mnist_vs_pytorch.sh
+	@for b in $(BENCH); do \
+	  if [ -f bench/$$b.sh ]; then bash bench/$$b.sh || exit 1; \
+	  elif [ -f bench/$$b.py ]; then "$(VENV)/bin/python" bench/$$b.py || exit 1; \
+	  else echo "bench: no bench/$$b.sh or bench/$$b.py; choices: $$(cd bench && ls *.sh | sed 's/\.sh$$//' | tr '\n' ' ')hivae_baselines" >&2; exit 1; fi; \
+	done
 
 # Real tables from scikit-learn (bundled, no download) as CSV under data/tabular/.
 data: setup

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what flowlab needs, if missing: a Python virtual environment holding the torch wheel
 # whose libtorch tch links against, plus the Python tools the tests (tensorboard, safetensors)
-# or benchmarks (normflows) use. Idempotent and quick when everything is there.
+# or benchmarks (normflows, zuko, scikit-learn) use. Idempotent and quick when everything is there.
 # Usage: setup.sh VENV TORCH_VERSION base|test|bench
 set -euo pipefail
 venv="$1"; torch_version="$2"; level="${3:-base}"
@@ -27,5 +27,5 @@ fi
 need() { "$venv/bin/python" -c "import $1" 2>/dev/null || "${pip[@]}" "torch==$torch_version" "$2"; }
 case "$level" in
   test) need tensorboard tensorboard; need safetensors safetensors; need numpy numpy; need nbformat nbformat ;;
-  bench) need normflows normflows; need numpy numpy; need zuko zuko ;;
+  bench) need normflows normflows; need numpy numpy; need zuko zuko; need sklearn scikit-learn ;;
 esac

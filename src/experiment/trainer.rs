@@ -264,7 +264,13 @@ impl Loop<'_> {
             if diagnostics {
                 stopped_early = self.log_step(model, &losses, &ctx, step, grad_norm)?;
                 let rate = (step - self.start) as f64 / self.t0.elapsed().as_secs_f64().max(1e-9);
-                progress.update(step, loss_value, rate);
+                // The number users know (ELBO, NLL) rather than the optimized, β-annealed loss.
+                let (label, value) = ["elbo", "nll"]
+                    .iter()
+                    .find_map(|k| losses.terms.iter().find(|(n, _)| n == k))
+                    .map(|(n, t)| (*n, t.double_value(&[])))
+                    .unwrap_or(("loss", loss_value));
+                progress.update(step, label, value, rate);
             }
             if lg.image_every > 0 && step % lg.image_every == 0 {
                 self.log_snapshot(model, step)?;

@@ -14,7 +14,8 @@ impl Progress {
         }
     }
 
-    pub fn update(&mut self, step: i64, loss: f64, steps_per_sec: f64) {
+    /// Shows `label value` (the ELBO, the NLL or the loss) beside the step and the speed.
+    pub fn update(&mut self, step: i64, label: &str, value: f64, steps_per_sec: f64) {
         let mut err = std::io::stderr();
         if self.tty {
             let width = 30;
@@ -23,14 +24,14 @@ impl Progress {
                 "#".repeat(filled.min(width)) + &"-".repeat(width - filled.min(width));
             let _ = write!(
                 err,
-                "\r[{bar}] {step}/{} loss {loss:.4} {steps_per_sec:.0} steps/s ",
+                "\r[{bar}] {step}/{} {label} {value:.4} {steps_per_sec:.0} steps/s ",
                 self.total
             );
             let _ = err.flush();
         } else {
             let _ = writeln!(
                 err,
-                "step {step}/{} loss {loss:.4} {steps_per_sec:.0} steps/s",
+                "step {step}/{} {label} {value:.4} {steps_per_sec:.0} steps/s",
                 self.total
             );
         }
