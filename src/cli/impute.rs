@@ -1,11 +1,11 @@
 //! `flowlab impute RUN_DIR --input with_gaps.csv --out filled.csv [--samples N]`: fills the
 //! missing cells (empty or `NaN`) of a table with a trained HI-VAE. Observed cells keep their
-//! text (the output has LF line endings and keeps a header); with `--samples N`, N multiple imputations are drawn and written to
-//! `<out stem>_1.csv` … `<out stem>_N.csv`.
+//! text (the output has LF line endings and keeps a header); with `--samples N`, N multiple
+//! imputations are drawn and written to `<out stem>_1.csv` … `<out stem>_N.csv`.
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
 use flowlab::data::csv::{read_records, write_records, Header, Records};
-use flowlab::data::hetero::{self, Coding, Kind};
+use flowlab::data::hetero::{self, Kind};
 use flowlab::experiment::config::ModelConfig;
 use flowlab::experiment::rundir::{self, RunDir};
 use flowlab::model::hivae::{Hivae, HivaeConfig, TableSchema};
@@ -35,15 +35,10 @@ fn format_cell(kind: Kind, v: f64) -> String {
     }
 }
 
-/// The input's records with every missing cell filled from `filled: [rows, cols]` (the model's
-/// classes written back in the table's own codes); present cells keep their text. Returns the
-/// rows and how many cells were filled.
-fn fill(
-    records: &Records,
-    filled: &Tensor,
-    kinds: &[Kind],
-    coding: &Coding,
-) -> Result<(Vec<Vec<String>>, usize)> {
+/// The input's records with every missing cell filled from `filled: [rows, cols]` (in the
+/// table's own codes); present cells keep their text. Returns the rows and how many cells were
+/// filled.
+fn fill(records: &Records, filled: &Tensor, kinds: &[Kind]) -> Result<(Vec<Vec<String>>, usize)> {
     let values = Vec::<f64>::try_from(filled.to_kind(tch::Kind::Double).flatten(0, -1))?;
     let cols = kinds.len();
     let mut count = 0;
@@ -58,7 +53,7 @@ fn fill(
                 .map(|(j, c)| {
                     if c.is_empty() || c.eq_ignore_ascii_case("nan") {
                         count += 1;
-                        format_cell(kinds[j], coding.code(j, values[i * cols + j]))
+                        format_cell(kinds[j], values[i * cols + j])
                     } else {
                         c.clone()
                     }
@@ -113,9 +108,9 @@ pub fn run(args: ImputeArgs) -> Result<()> {
     };
     flowlab::experiment::set_threads(cfg.runtime.threads);
     let model = load_model(&args.run_dir, hc)?;
-    let mut table = hetero::read_table(&args.input, &model.types)?;
-    model.schema.coding.recode(&mut table, &args.input)?;
     let records = read_records(&args.input, Header::Detect)?;
+    let mut table = hetero::table_of(&records, &model.types, &args.input)?;
+    model.schema.coding.recode(&mut table, &args.input)?;
     let (n, d) = (table.rows as i64, table.cols() as i64);
     let x = Tensor::from_slice(&table.values)
         .reshape([n, d])
@@ -133,7 +128,8 @@ pub fn run(args: ImputeArgs) -> Result<()> {
         None => {
             let filled = model.impute_with(&x, &seen, false)?;
             warn_clamped(filled.clamped);
-            let (rows, count) = fill(&records, &filled.values, &kinds, &model.schema.coding)?;
+            let filled = model.in_table_codes(&filled.values);
+            let (rows, count) = fill(&records, &filled, &kinds)?;
             write_records(&args.out, header, &rows)?;
             eprintln!("filled {count} missing cells into {}", args.out.display());
         }
@@ -143,7 +139,8 @@ pub fn run(args: ImputeArgs) -> Result<()> {
             for i in 1..=k {
                 let filled = model.impute_with(&x, &seen, true)?;
                 warn_clamped(filled.clamped);
-                let (rows, c) = fill(&records, &filled.values, &kinds, &model.schema.coding)?;
+                let filled = model.in_table_codes(&filled.values);
+                let (rows, c) = fill(&records, &filled, &kinds)?;
                 write_records(&numbered(&args.out, i), header, &rows)?;
                 count = c;
             }

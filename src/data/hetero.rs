@@ -8,7 +8,7 @@
 //! error names the file, row and column. Classes may be coded by any integers: as the release's
 //! loader does, a column's codes are re-indexed by their sorted unique values ([`Coding`]), so the
 //! model sees classes 1..=K and imputations are written back in the table's own codes.
-use crate::data::csv::{number, read_records, Header};
+use crate::data::csv::{number, read_records, Header, Records};
 use crate::data::toy::Rng;
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -138,7 +138,12 @@ impl Table {
 /// Reads a header-less CSV (a header row is accepted) and checks every present value against its
 /// column type.
 pub fn read_table(path: &Path, types: &[ColumnType]) -> Result<Table> {
-    let records = read_records(path, Header::Detect)?;
+    table_of(&read_records(path, Header::Detect)?, types, path)
+}
+
+/// The table in `records` (read from `path`, named in errors), every present value checked
+/// against its column type.
+pub fn table_of(records: &Records, types: &[ColumnType], path: &Path) -> Result<Table> {
     let mut values = Vec::new();
     let mut present = Vec::new();
     for row in &records.rows {
@@ -266,17 +271,6 @@ impl Coding {
             }
         }
         Ok(())
-    }
-
-    /// Column `j`'s code for the model's class `class` (1-based); numerical values pass through.
-    pub fn code(&self, j: usize, class: f64) -> f64 {
-        match self.codes.get(j) {
-            Some(c) if !c.is_empty() => {
-                let k = (class.round() as i64 - 1).clamp(0, c.len() as i64 - 1);
-                c[k as usize] as f64
-            }
-            _ => class,
-        }
     }
 }
 

@@ -85,7 +85,6 @@ impl Hivae {
         let data = TableData {
             n: 0,
             d,
-            types: schema.types.clone(),
             x: Tensor::zeros([0, d as i64], (DType::Float, Device::Cpu)),
             train: vec![],
             val: vec![],
@@ -98,7 +97,7 @@ impl Hivae {
 
     fn build(config: HivaeConfig, data: TableData, device: Device) -> Result<Self> {
         let (n, d) = (data.n, data.d);
-        let types = data.types;
+        let types = data.schema.types.clone();
         let x = data.x;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
@@ -252,19 +251,30 @@ impl Hivae {
             .collect()
     }
 
-    /// Column `j`'s values with the model's classes 1..=K replaced by the table's own codes.
-    pub fn to_codes(&self, j: usize, v: Tensor) -> Tensor {
-        let codes = &self.schema.coding.codes[j];
-        if codes.is_empty() {
-            return v;
-        }
-        let lookup = Tensor::from_slice(codes)
-            .to_kind(v.kind())
-            .to_device(v.device());
-        let idx = (v.round() - 1.0)
-            .clamp(0.0, (codes.len() - 1) as f64)
-            .to_kind(DType::Int64);
-        lookup.index_select(0, &idx)
+    /// Values `[n, D]` with the model's classes 1..=K replaced by the table's own codes (a class
+    /// beyond the codes seen in training, an unused top level, takes the highest code).
+    pub fn in_table_codes(&self, x: &Tensor) -> Tensor {
+        let cols: Vec<Tensor> = self
+            .schema
+            .coding
+            .codes
+            .iter()
+            .enumerate()
+            .map(|(j, codes)| {
+                let v = x.select(1, j as i64);
+                if codes.is_empty() {
+                    return v;
+                }
+                let lookup = Tensor::from_slice(codes)
+                    .to_kind(v.kind())
+                    .to_device(v.device());
+                let idx = (v.round() - 1.0)
+                    .clamp(0.0, (codes.len() - 1) as f64)
+                    .to_kind(DType::Int64);
+                lookup.index_select(0, &idx)
+            })
+            .collect();
+        Tensor::stack(&cols, 1)
     }
 
     fn tau(&self, step: i64, batch_size: i64) -> f64 {
@@ -407,20 +417,25 @@ impl Model for Hivae {
         if let Some(e) = self.error(&val.values, &self.val_cells) {
             out.push(("val_imputation_error".into(), e));
         }
-        // Test cells: the configured point, and both points side by side.
-        let test = self.impute_with(&self.x, &self.all_seen, false)?;
+        // Test cells: both points side by side, and the configured one.
+        let mut test = None;
+        let mut both = Vec::new();
+        for (how, name) in [
+            (Imputation::Mode, "test_imputation_error_mode"),
+            (Imputation::Mean, "test_imputation_error_mean"),
+        ] {
+            let f = self.impute_as(&self.x, &self.all_seen, false, how)?;
+            if let Some(e) = self.error(&f.values, &self.test_cells) {
+                both.push((name.to_string(), e));
+            }
+            if how == self.config.imputation {
+                test = Some(f);
+            }
+        }
+        let test = test.expect("the configured imputation is mode or mean");
         if let Some(e) = self.error(&test.values, &self.test_cells) {
             out.push(("test_imputation_error".into(), e));
-            for (how, name) in [
-                (Imputation::Mode, "test_imputation_error_mode"),
-                (Imputation::Mean, "test_imputation_error_mean"),
-            ] {
-                let f = self.impute_as(&self.x, &self.all_seen, false, how)?;
-                out.push((
-                    name.into(),
-                    self.error(&f.values, &self.test_cells).unwrap_or(f64::NAN),
-                ));
-            }
+            out.extend(both);
             out.push((
                 "test_mean_mode_error".into(),
                 self.error(&self.mean_mode_imputation(), &self.test_cells)
@@ -469,10 +484,9 @@ impl Sampler for Hivae {
                 .heads
                 .iter()
                 .zip(&params)
-                .enumerate()
-                .map(|(j, (h, p))| self.to_codes(j, h.sample(p)))
+                .map(|(h, p)| h.sample(p))
                 .collect();
-            Ok(Tensor::stack(&cols, 1))
+            Ok(self.in_table_codes(&Tensor::stack(&cols, 1)))
         })
     }
 }

@@ -43,7 +43,6 @@ impl TableSchema {
 pub struct TableData {
     pub n: usize,
     pub d: usize,
-    pub types: Vec<ColumnType>,
     /// Values `[n, d]` (0 where absent), float32 on the CPU.
     pub x: Tensor,
     pub train: Vec<bool>,
@@ -121,7 +120,6 @@ pub fn load(c: &TableConfig) -> Result<TableData> {
     Ok(TableData {
         n,
         d,
-        types: types.clone(),
         x,
         train,
         val,
