@@ -105,7 +105,7 @@ fn a_flow_vae_learns_and_writes_every_artifact() {
         "train/beta",
         "train/grad_norm",
         "layers/0.iaf.1/log_det",
-        "final/test_nll",
+        "test/nll",
     ] {
         assert!(scalars.contains(tag), "{tag} not logged");
     }

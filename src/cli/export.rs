@@ -85,36 +85,20 @@ fn kind(model: &ModelConfig) -> &'static str {
 
 /// (step, value) series of each tag worth a curve, from scalars.csv.
 /// A named series of (step, value) points.
-type Curve = (String, Vec<(f64, f64)>);
+use flowlab::log::Curve;
 
 fn curves(run: &Path) -> Result<Vec<Curve>> {
-    let text = std::fs::read_to_string(run.join("scalars.csv"))
-        .with_context(|| format!("{}: no scalars.csv", run.display()))?;
-    let mut out: Vec<Curve> = Vec::new();
-    for l in text.lines().skip(1) {
-        let f: Vec<&str> = l.split(',').collect();
-        if f.len() != 3
-            || !([
-                "train/loss",
-                "train/elbo",
-                "train/kl",
-                "train/log_det",
-                "train/nll",
-            ]
-            .contains(&f[1])
-                || f[1].starts_with("val/"))
-        {
-            continue;
-        }
-        let (Ok(x), Ok(y)) = (f[0].parse::<f64>(), f[2].parse::<f64>()) else {
-            continue;
-        };
-        match out.iter_mut().find(|(t, _)| t == f[1]) {
-            Some((_, s)) => s.push((x, y)),
-            None => out.push((f[1].to_string(), vec![(x, y)])),
-        }
-    }
-    Ok(out)
+    let shown = [
+        "train/loss",
+        "train/elbo",
+        "train/kl",
+        "train/log_det",
+        "train/nll",
+    ];
+    Ok(flowlab::log::read_scalars_csv(run)?
+        .into_iter()
+        .filter(|(t, _)| shown.contains(&t.as_str()) || t.starts_with("val/"))
+        .collect())
 }
 
 /// A finished run: its folder, config and metrics.
@@ -228,8 +212,10 @@ fn run_cells((run, cfg, metrics): &Loaded, figures: Option<&str>) -> Result<Vec<
     ))];
     let mut outputs = Vec::new();
     for (tag, series) in curves(run)? {
-        let img = plot::curves::curves_figure(&[series], 700, 300)?;
-        outputs.push(png_output(&plot::png_bytes(&img)?, &tag));
+        let mut fig = plot::Curves::new(&tag, "step", &tag).with_series(&cfg.name, series);
+        fig.size = (700, 320);
+        let png = plot::Figure::from(fig).render(plot::Format::Png)?;
+        outputs.push(png_output(&png, &tag));
     }
     if !outputs.is_empty() {
         cells.push(markdown("Curves (in order): train/loss, train/elbo, train/kl, train/log_det, train/nll and val/* where logged; the full set is in TensorBoard and scalars.csv.\n"));

@@ -1,5 +1,6 @@
 //! `flowlab plot`: Rezende & Mohamed (2015)'s Fig. 1 (a standard normal through one planar or radial layer),
-//! target densities, and a run's figures regenerated from its checkpoint.
+//! target densities, curves from runs' scalars, and a run's figures regenerated from its
+//! checkpoint. Every figure is PNG or SVG.
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use flowlab::bijector::Bijector;
@@ -8,7 +9,7 @@ use flowlab::experiment::config::ModelConfig;
 use flowlab::experiment::rundir::RunDir;
 use flowlab::flow::planar::PlanarFlow;
 use flowlab::flow::radial::RadialFlow;
-use flowlab::plot;
+use flowlab::plot::{self, Curves, Figure, Format, Heatmap, Scale};
 use flowlab::target::Target;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -26,41 +27,66 @@ pub enum PlotCommand {
         /// Half-width of the square window.
         #[arg(long, default_value_t = 3.0)]
         window: f64,
-        /// Pixels per side.
+        /// Grid points per side.
         #[arg(long, default_value_t = 400)]
         size: usize,
-        #[arg(long)]
-        out: PathBuf,
+        /// Colour scale: the density or its logarithm.
+        #[arg(long, value_enum, default_value_t = ColourScale::Density)]
+        scale: ColourScale,
+        #[command(flatten)]
+        out: OutFile,
     },
-    /// Rezende & Mohamed (2015)'s Fig. 1 as one image: N(0, I), then through a planar layer (u = (1, 0),
+    /// Rezende & Mohamed (2015)'s Fig. 1 as one figure: N(0, I), then through a planar layer (u = (1, 0),
     /// w = (5, 0), b = 0), then through a radial layer (z0 = (0.5, 0), α = 0.5, β = 1).
     Fig1 {
-        #[arg(long)]
-        out: PathBuf,
+        #[command(flatten)]
+        out: OutFile,
     },
-    /// The unnormalized density exp(−U) of a target (U1–U4) on [−4, 4]².
+    /// The unnormalized density exp(−U) of a target (U1–U4) on its window.
     Target {
+        /// Target name: U1, U2, U3 or U4.
         name: String,
+        /// Grid points per side.
         #[arg(long, default_value_t = 400)]
         size: usize,
-        #[arg(long)]
-        out: PathBuf,
+        /// Colour scale: exp(−U) or −U.
+        #[arg(long, value_enum, default_value_t = ColourScale::Density)]
+        scale: ColourScale,
+        #[command(flatten)]
+        out: OutFile,
     },
     /// Regenerate a run's figures/ from its checkpoint.
-    Run { run_dir: PathBuf },
-    /// Curves of one scalar tag for several runs on one PNG (from each run's scalars.csv);
-    /// run i is numbered i + 1 in the legend (the numbering is printed).
+    Run {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// File format (default: the config's `logging.figure_format`).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+    /// Curves of scalar tags for several runs on one figure (from each run's scalars.csv).
     Curves {
+        /// Run folders.
         #[arg(required = true)]
         runs: Vec<PathBuf>,
-        #[arg(long, default_value = "train/loss")]
-        tag: String,
+        /// Scalar tag; repeat for several (an unknown tag lists the run's tags).
+        #[arg(long = "tag", default_values_t = [String::from("train/loss")])]
+        tags: Vec<String>,
+        /// Legend names, one per run in order (default: the run folder's name).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Exponential moving average weight in [0, 1), debiased as TensorBoard's smoothing.
+        #[arg(long, default_value_t = 0.0)]
+        smooth: f64,
+        /// Logarithmic y axis (curves spanning decades; needs positive values).
         #[arg(long)]
-        out: PathBuf,
+        log_y: bool,
+        #[command(flatten)]
+        out: OutFile,
     },
     /// A VAE's latent-space figures from its checkpoint (posterior-sample grid, latent sweep, reconstructions, prior
     /// samples, 2-D code scatter) into the run's figures/; options override the config's.
     Latent {
+        /// The run folder.
         run_dir: PathBuf,
         /// Test digit of the posterior grid and the sweep.
         #[arg(long)]
@@ -71,9 +97,57 @@ pub enum PlotCommand {
         /// The sweep adds linspace(−range, range, steps) to each dimension.
         #[arg(long)]
         range: Option<f64>,
+        /// Number of values per swept dimension.
         #[arg(long)]
         steps: Option<i64>,
+        /// File format (default: the config's `logging.figure_format`).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
     },
+}
+
+/// Where a figure goes and in which format.
+#[derive(clap::Args)]
+pub struct OutFile {
+    /// Output file; its extension (.png or .svg) chooses the format unless --format does.
+    #[arg(long)]
+    out: PathBuf,
+    /// File format (default: from --out's extension, else PNG).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+}
+
+impl OutFile {
+    /// Writes `figure` and says where.
+    fn write(&self, figure: Figure) -> Result<()> {
+        let from_name = plot::format_of(&self.out, Format::Png)?;
+        let format = self.format.unwrap_or(from_name);
+        if self.out.extension().is_some() && format != from_name {
+            bail!(
+                "--out {} has the wrong extension for --format {}",
+                self.out.display(),
+                format.extension()
+            );
+        }
+        let path = figure.save(&self.out, format)?;
+        eprintln!("wrote {}", path.display());
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ColourScale {
+    Density,
+    Log,
+}
+
+impl From<ColourScale> for Scale {
+    fn from(c: ColourScale) -> Scale {
+        match c {
+            ColourScale::Density => Scale::Density,
+            ColourScale::Log => Scale::LogDensity,
+        }
+    }
 }
 
 fn numbers(s: &str, what: &str) -> Result<Vec<f64>> {
@@ -131,29 +205,39 @@ fn parse_layer(planar: Option<&str>, radial: Option<&str>) -> Result<Option<Box<
     Ok(None)
 }
 
-/// Density image of N(0, I) pushed through `layer` (exact, via the inverse).
-fn pushforward_image(layer: Option<&dyn Bijector>, window: f64, size: usize) -> RgbImageResult {
+/// Density of N(0, I) pushed through `layer` (exact, via the inverse).
+fn pushforward(
+    layer: Option<&dyn Bijector>,
+    title: &str,
+    window: f64,
+    size: usize,
+) -> Result<Heatmap> {
     let base = StandardNormal::new(vec![2], Kind::Double, Device::Cpu);
     let mut failure = None;
-    let img = plot::density_figure(-window, window, size, Device::Cpu, &mut |pts| {
-        let res = match layer {
-            None => base.log_prob(pts),
-            Some(b) => b
-                .inverse(pts, None)
-                .and_then(|(x, ld)| Ok(base.log_prob(&x)? + ld)),
-        };
-        res.unwrap_or_else(|e| {
-            failure = Some(e);
-            pts.select(1, 0).full_like(f64::NAN)
-        })
-    });
+    let fig = Heatmap::of_log_density(
+        title,
+        "density p(z)",
+        (-window, window),
+        size,
+        Device::Cpu,
+        &mut |pts| {
+            let res = match layer {
+                None => base.log_prob(pts),
+                Some(b) => b
+                    .inverse(pts, None)
+                    .and_then(|(x, ld)| Ok(base.log_prob(&x)? + ld)),
+            };
+            res.unwrap_or_else(|e| {
+                failure = Some(e);
+                pts.select(1, 0).full_like(f64::NAN)
+            })
+        },
+    )?;
     match failure {
         Some(e) => Err(e.into()),
-        None => Ok(img),
+        None => Ok(fig),
     }
 }
-
-type RgbImageResult = Result<image::RgbImage>;
 
 pub fn run(cmd: PlotCommand) -> Result<()> {
     match cmd {
@@ -162,6 +246,7 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
             radial,
             window,
             size,
+            scale,
             out,
         } => {
             anyhow::ensure!(
@@ -169,31 +254,55 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
                 "--window must be positive and --size at least 8"
             );
             let layer = parse_layer(planar.as_deref(), radial.as_deref())?;
-            let img = pushforward_image(layer.as_deref(), window, size)?;
-            plot::save_png(&img, &out)?;
-            eprintln!("wrote {}", out.display());
+            let title = match (&planar, &radial) {
+                (Some(p), _) => format!("N(0, I) through planar {p}"),
+                (_, Some(r)) => format!("N(0, I) through radial {r}"),
+                _ => "N(0, I)".to_string(),
+            };
+            let fig = pushforward(layer.as_deref(), &title, window, size)?.with_scale(scale.into());
+            out.write(fig.into())?;
         }
         PlotCommand::Fig1 { out } => {
             let planar = parse_layer(Some("1,0;5,0;0"), None)?;
             let radial = parse_layer(None, Some("0.5,0;0.5;1"))?;
-            let panels = [
-                pushforward_image(None, 3.0, 300)?,
-                pushforward_image(planar.as_deref(), 3.0, 300)?,
-                pushforward_image(radial.as_deref(), 3.0, 300)?,
+            let panels = vec![
+                pushforward(None, "q0 = N(0, I)", 3.0, 300)?,
+                pushforward(
+                    planar.as_deref(),
+                    "planar: u = (1, 0), w = (5, 0), b = 0",
+                    3.0,
+                    300,
+                )?,
+                pushforward(
+                    radial.as_deref(),
+                    "radial: z0 = (0.5, 0), α = 0.5, β = 1",
+                    3.0,
+                    300,
+                )?,
             ];
-            plot::save_png(&plot::hstack(&panels), &out)?;
-            eprintln!(
-                "wrote {} (N(0, I) | planar | radial, window [-3, 3]²)",
-                out.display()
-            );
+            out.write(Figure::Row(panels))?;
         }
-        PlotCommand::Target { name, size, out } => {
+        PlotCommand::Target {
+            name,
+            size,
+            scale,
+            out,
+        } => {
             let target = Target::parse(&name)?;
-            let (lo, hi) = target.window();
-            let img =
-                plot::density_figure(lo, hi, size, Device::Cpu, &mut |pts| -target.energy(pts));
-            plot::save_png(&img, &out)?;
-            eprintln!("wrote {}", out.display());
+            let label = match scale {
+                ColourScale::Density => "exp(−U(z)), unnormalized",
+                ColourScale::Log => "−U(z)",
+            };
+            let title = format!("target {}", target.name());
+            let fig = Heatmap::of_log_density(
+                &title,
+                label,
+                target.window(),
+                size,
+                Device::Cpu,
+                &mut |pts| -target.energy(pts),
+            )?;
+            out.write(fig.with_scale(scale.into()).into())?;
         }
         PlotCommand::Latent {
             run_dir,
@@ -201,22 +310,33 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
             dims,
             range,
             steps,
-        } => latent(&run_dir, digit, dims, range, steps)?,
-        PlotCommand::Curves { runs, tag, out } => curves(&runs, &tag, &out)?,
-        PlotCommand::Run { run_dir } => {
-            let (_, model) = super::load_run(&run_dir, None)?;
-            save_figures(model.as_ref(), &run_dir)?;
+            format,
+        } => latent(&run_dir, digit, dims, range, steps, format)?,
+        PlotCommand::Curves {
+            runs,
+            tags,
+            labels,
+            smooth,
+            log_y,
+            out,
+        } => {
+            let fig = curves(&runs, &tags, &labels, smooth, log_y)?;
+            out.write(fig.into())?;
+        }
+        PlotCommand::Run { run_dir, format } => {
+            let (cfg, model) = super::load_run(&run_dir, None)?;
+            let format = format.unwrap_or(cfg.logging.figure_format);
+            save_figures(model.as_ref(), &run_dir, format)?;
         }
     }
     Ok(())
 }
 
 /// Writes a model's figures into its run folder.
-fn save_figures(model: &dyn flowlab::model::Model, run_dir: &Path) -> Result<()> {
+fn save_figures(model: &dyn flowlab::model::Model, run_dir: &Path, format: Format) -> Result<()> {
     let dir = RunDir::open(run_dir)?;
-    for (stem, img) in model.figures()? {
-        let path = dir.figure_path(&stem);
-        plot::save_png(&img, &path)?;
+    for (stem, figure) in model.figures()? {
+        let path = figure.save(&dir.figure_path(&stem), format)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -229,6 +349,7 @@ fn latent(
     dims: Option<String>,
     range: Option<f64>,
     steps: Option<i64>,
+    format: Option<Format>,
 ) -> Result<()> {
     let dir = RunDir::open(run_dir)?;
     let mut cfg = dir.read_config()?;
@@ -251,32 +372,101 @@ fn latent(
     }
     ev.validate(vae_cfg.latent_dim, "plot latent")?;
     let model = super::build_loaded(&cfg, run_dir, None, true)?;
-    save_figures(model.as_ref(), run_dir)
+    save_figures(
+        model.as_ref(),
+        run_dir,
+        format.unwrap_or(cfg.logging.figure_format),
+    )
 }
 
-/// `plot curves`: one tag of several runs on one figure.
-fn curves(runs: &[PathBuf], tag: &str, out: &Path) -> Result<()> {
-    let mut series = Vec::new();
+/// TensorBoard's smoothing: an exponential moving average, debiased for its zero start.
+fn smoothed(points: &[(f64, f64)], weight: f64) -> Vec<(f64, f64)> {
+    let (mut ema, mut norm) = (0.0, 0.0);
+    points
+        .iter()
+        .map(|&(x, y)| {
+            if !y.is_finite() {
+                return (x, y);
+            }
+            ema = weight * ema + (1.0 - weight) * y;
+            norm = weight * norm + (1.0 - weight);
+            (x, ema / norm)
+        })
+        .collect()
+}
+
+/// `plot curves`: tags of several runs on one figure. A run lacking a tag is skipped with a
+/// note; a tag no run has is an error listing the tags that exist.
+fn curves(
+    runs: &[PathBuf],
+    tags: &[String],
+    labels: &[String],
+    smooth: f64,
+    log_y: bool,
+) -> Result<Curves> {
+    anyhow::ensure!(
+        (0.0..1.0).contains(&smooth),
+        "--smooth must be in [0, 1), got {smooth}"
+    );
+    anyhow::ensure!(
+        labels.is_empty() || labels.len() == runs.len(),
+        "{} --label given for {} runs: give one per run, in order, or none",
+        labels.len(),
+        runs.len()
+    );
+    let y_label = if tags.len() == 1 {
+        tags[0].as_str()
+    } else {
+        "value"
+    };
+    let title = if smooth > 0.0 {
+        format!("{} (smoothing {smooth})", tags.join(", "))
+    } else {
+        tags.join(", ")
+    };
+    let mut fig = Curves::new(&title, "step", y_label);
+    fig.log_y = log_y;
+    let (mut seen, mut found) = (
+        std::collections::BTreeSet::new(),
+        std::collections::HashSet::new(),
+    );
     for (i, run) in runs.iter().enumerate() {
-        let path = run.join("scalars.csv");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let points: Vec<(f64, f64)> = text
-            .lines()
-            .skip(1)
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(',').collect();
-                (f.len() == 3 && f[1] == tag)
-                    .then(|| Some((f[0].parse().ok()?, f[2].parse().ok()?)))?
-            })
-            .collect();
-        if points.is_empty() {
-            bail!("{}: no `{tag}` values in scalars.csv", run.display());
+        let scalars = flowlab::log::read_scalars_csv(run)?;
+        let name = match labels.get(i) {
+            Some(l) => l.clone(),
+            None => run.file_name().map_or_else(
+                || run.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+        };
+        for tag in tags {
+            match scalars.iter().find(|(t, _)| t == tag) {
+                Some((_, points)) => {
+                    let legend = if tags.len() == 1 {
+                        name.clone()
+                    } else {
+                        format!("{name}: {tag}")
+                    };
+                    let points = if smooth > 0.0 {
+                        smoothed(points, smooth)
+                    } else {
+                        points.clone()
+                    };
+                    fig = fig.with_series(&legend, points);
+                    found.insert(tag);
+                }
+                None => eprintln!("note: {} has no `{tag}`; skipped", run.display()),
+            }
         }
-        eprintln!("{}: {}", i + 1, run.display());
-        series.push(points);
+        seen.extend(scalars.into_iter().map(|(t, _)| t));
     }
-    plot::save_png(&plot::curves::curves_figure(&series, 900, 500)?, out)?;
-    eprintln!("wrote {} ({tag})", out.display());
-    Ok(())
+    for tag in tags {
+        if !found.contains(tag) {
+            bail!(
+                "no run has the tag `{tag}`; the runs' tags are: {}",
+                seen.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    Ok(fig)
 }

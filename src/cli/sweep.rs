@@ -69,7 +69,55 @@ pub fn run(args: SweepArgs) -> Result<()> {
     if args.slurm {
         return write_slurm(&args.sweep, &stem, &names, file.threads_per_job, &out);
     }
-    run_local(names, args.jobs.max(1), &out, &configs)
+    let result = run_local(names.clone(), args.jobs.max(1), &out, &configs);
+    let values = runs
+        .iter()
+        .map(|r| serde_json::to_value(&r.config))
+        .collect::<Result<Vec<_>, _>>()?;
+    write_experiment_summary(&out, &stem, &names, &values)?;
+    result
+}
+
+/// TensorBoard's HParams experiment record at the sweep's root (a fresh event file replaces an
+/// earlier one): the settings that vary between the runs and the metrics the finished runs
+/// report.
+fn write_experiment_summary(
+    out: &Path,
+    stem: &str,
+    names: &[String],
+    configs: &[serde_json::Value],
+) -> Result<()> {
+    let mut tags: Vec<String> = Vec::new();
+    for name in names {
+        let Ok(text) = std::fs::read_to_string(out.join(name).join("metrics.json")) else {
+            continue;
+        };
+        let metrics: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        for (k, v) in metrics.as_object().into_iter().flatten() {
+            if let (true, Some(tag)) = (v.is_number(), flowlab::log::final_metric_tag(k)) {
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+        }
+    }
+    for entry in std::fs::read_dir(out)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("events.out.tfevents.") && name.ends_with(".flowlab") {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("replacing {}", entry.path().display()))?;
+        }
+    }
+    let mut events = flowlab::log::tensorboard::EventWriter::create(out)?;
+    flowlab::log::hparams::write_experiment(&mut events, stem, configs, &tags)?;
+    events.flush()?;
+    eprintln!(
+        "HParams experiment record for {} runs and {} metrics (tensorboard --logdir {})",
+        names.len(),
+        tags.len(),
+        out.display()
+    );
+    Ok(())
 }
 
 /// The sbatch job-array script (one task per run, skipping finished ones, resuming started ones).

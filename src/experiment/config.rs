@@ -227,6 +227,8 @@ pub struct LoggingConfig {
     /// Image models: log, validate and draw once per epoch (overrides `log_every` and
     /// `image_every`).
     pub every_epoch: bool,
+    /// File format of the run's figures/: "png" or "svg" (TensorBoard always gets PNG).
+    pub figure_format: crate::plot::Format,
 }
 
 impl Default for LoggingConfig {
@@ -236,6 +238,7 @@ impl Default for LoggingConfig {
             image_every: 1000,
             checkpoint_every: 1000,
             every_epoch: false,
+            figure_format: crate::plot::Format::Png,
         }
     }
 }

@@ -208,8 +208,9 @@ impl RunDir {
     pub fn scalars_path(&self) -> PathBuf {
         self.path.join("scalars.csv")
     }
+    /// `figures/<stem>` (the figure's format adds the extension).
     pub fn figure_path(&self, stem: &str) -> PathBuf {
-        self.path.join("figures").join(format!("{stem}.png"))
+        self.path.join("figures").join(stem)
     }
 
     pub fn write_config(&self, cfg: &ExperimentConfig) -> Result<()> {

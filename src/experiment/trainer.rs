@@ -87,6 +87,11 @@ pub fn train(
         &format!("```json\n{}\n```", cfg.to_pretty_json()),
         start,
     )?;
+    crate::log::hparams::write_session_start(
+        &mut log.events,
+        &cfg.name,
+        &serde_json::to_value(&cfg)?,
+    )?;
     let early = match opts.resume && dir.early_stopping_path().exists() {
         true => Some(EarlyStopping::load(&dir.early_stopping_path())?),
         false => None,
@@ -101,7 +106,15 @@ pub fn train(
         last_checkpoint: start,
         t0: Instant::now(),
     };
-    let (step, stopped_early) = run.steps(model.as_mut())?;
+    let (step, stopped_early) = match run.steps(model.as_mut()) {
+        Ok(done) => done,
+        Err(e) => {
+            // The HParams dashboard marks the session failed; the error is what the user sees.
+            let _ = crate::log::hparams::write_session_end(&mut run.log.events, false, start);
+            let _ = run.log.flush();
+            return Err(e);
+        }
+    };
     let train_secs = run.t0.elapsed().as_secs_f64();
     dir.save_checkpoint(model.var_store(), &run.opt.state())?;
     let mut metrics = serde_json::Map::new();
@@ -119,8 +132,8 @@ pub fn train(
     for (k, v) in model.evaluate()? {
         metrics.insert(k, serde_json::json!(v));
     }
-    for (stem, img) in model.figures()? {
-        crate::plot::save_png(&img, &dir.figure_path(&stem))?;
+    for (stem, figure) in model.figures()? {
+        figure.save(&dir.figure_path(&stem), cfg.logging.figure_format)?;
     }
     metrics.extend(runtime_metrics(step, step - start, train_secs, device));
     let metrics = serde_json::Value::Object(metrics);
@@ -201,17 +214,15 @@ fn load_start(
     Ok(0)
 }
 
-/// Final metrics as TensorBoard scalars: `final/<name>`, and held-out results also under
-/// `test/` (`test_nll` → `test/nll`), beside `val/`.
+/// Final results as TensorBoard scalars (the HParams dashboard's metrics; see
+/// [`crate::log::final_metric_tag`]), then the run's HParams session-end record.
 fn log_final_metrics(log: &mut ScalarLog, metrics: &serde_json::Value, step: i64) -> Result<()> {
     for (k, v) in metrics.as_object().into_iter().flatten() {
-        if let Some(x) = v.as_f64() {
-            log.scalar(&format!("final/{k}"), x, step)?;
-            if let Some(rest) = k.strip_prefix("test_") {
-                log.scalar(&format!("test/{rest}"), x, step)?;
-            }
+        if let (Some(x), Some(tag)) = (v.as_f64(), crate::log::final_metric_tag(k)) {
+            log.scalar(&tag, x, step)?;
         }
     }
+    crate::log::hparams::write_session_end(&mut log.events, true, step)?;
     log.flush()
 }
 
@@ -283,6 +294,10 @@ impl Loop<'_> {
             if stopped_early {
                 break;
             }
+        }
+        // Short runs and runs stopped early still show the final state in TensorBoard.
+        if lg.image_every > 0 && step % lg.image_every != 0 && step > self.start {
+            self.log_snapshot(model, step)?;
         }
         progress.finish();
         Ok((step, stopped_early))
@@ -376,14 +391,12 @@ impl Loop<'_> {
 
     /// The model's picture and a histogram of every parameter.
     fn log_snapshot(&mut self, model: &dyn Model, step: i64) -> Result<()> {
-        if let Some(img) = model.snapshot()? {
-            self.log.events.add_png(
-                model.snapshot_tag(),
-                crate::plot::png_bytes(&img)?,
-                img.width(),
-                img.height(),
-                step,
-            )?;
+        if let Some(figure) = model.snapshot()? {
+            let (w, h) = figure.size();
+            let png = figure.render(crate::plot::Format::Png)?;
+            self.log
+                .events
+                .add_png(model.snapshot_tag(), png, w, h, step)?;
         }
         let mut vars: Vec<(String, tch::Tensor)> =
             model.var_store().variables().into_iter().collect();

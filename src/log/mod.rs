@@ -1,4 +1,5 @@
 //! Where a run's numbers go: TensorBoard events plus a plain `scalars.csv`, and the progress line.
+pub mod hparams;
 pub mod progress;
 pub mod tensorboard;
 
@@ -40,4 +41,54 @@ impl ScalarLog {
         self.events.flush()?;
         self.csv.flush().context("flushing scalars.csv")
     }
+}
+
+/// metrics.json entries that describe the run (speed, counts, settings) rather than results:
+/// kept out of TensorBoard's scalars and the HParams metrics.
+const RUNTIME_METRICS: [&str; 8] = [
+    "steps",
+    "steps_trained_this_session",
+    "steps_per_sec",
+    "train_seconds",
+    "threads",
+    "best_step",
+    "eval_samples",
+    "imputations_clamped",
+];
+
+/// The TensorBoard tag of a final result in metrics.json: held-out results under `test/`
+/// (`test_nll` → `test/nll`, beside `val/`), others under `final/` (`kl` → `final/kl`);
+/// `None` for run descriptions (steps, speed, threads).
+pub fn final_metric_tag(name: &str) -> Option<String> {
+    if RUNTIME_METRICS.contains(&name) {
+        None
+    } else if let Some(rest) = name.strip_prefix("test_") {
+        Some(format!("test/{rest}"))
+    } else {
+        Some(format!("final/{name}"))
+    }
+}
+
+/// One tag's `(step, value)` points.
+pub type Curve = (String, Vec<(f64, f64)>);
+
+/// A run's `scalars.csv` grouped by tag, in the order tags first appear: `(tag, [(step, value)])`.
+/// Lines that do not parse (a run cut off mid-line) are skipped.
+pub fn read_scalars_csv(run: &Path) -> Result<Vec<Curve>> {
+    let path = run.join("scalars.csv");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read scalars.csv", run.display()))?;
+    let mut out: Vec<Curve> = Vec::new();
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        let [step, tag, value] = f[..] else { continue };
+        let (Ok(x), Ok(y)) = (step.parse::<f64>(), value.parse::<f64>()) else {
+            continue;
+        };
+        match out.iter_mut().find(|(t, _)| t == tag) {
+            Some((_, s)) => s.push((x, y)),
+            None => out.push((tag.to_string(), vec![(x, y)])),
+        }
+    }
+    Ok(out)
 }

@@ -79,7 +79,7 @@ struct HistogramProto {
 
 #[derive(Clone, PartialEq, Message)]
 struct TensorProto {
-    /// DataType enum; 7 = DT_STRING.
+    /// DataType enum; 1 = DT_FLOAT, 7 = DT_STRING.
     #[prost(int32, tag = "1")]
     dtype: i32,
     #[prost(message, optional, tag = "2")]
@@ -295,6 +295,38 @@ impl EventWriter {
             plugin_data: Some(PluginData {
                 plugin_name: "text".into(),
                 content: vec![],
+            }),
+        };
+        self.write_value(
+            step,
+            SummaryValue {
+                tensor: Some(tensor),
+                metadata: Some(metadata),
+                ..Self::value(tag)
+            },
+        )
+    }
+
+    /// A plugin's record (e.g. the HParams plugin's): its serialized `content` in the summary
+    /// metadata, with the empty float tensor TensorBoard's own writers attach.
+    pub fn add_plugin_record(
+        &mut self,
+        tag: &str,
+        plugin: &str,
+        content: Vec<u8>,
+        step: i64,
+    ) -> Result<()> {
+        let tensor = TensorProto {
+            dtype: 1,
+            tensor_shape: Some(TensorShapeProto {
+                dim: vec![TensorShapeDim { size: 0 }],
+            }),
+            string_val: vec![],
+        };
+        let metadata = SummaryMetadata {
+            plugin_data: Some(PluginData {
+                plugin_name: plugin.into(),
+                content,
             }),
         };
         self.write_value(

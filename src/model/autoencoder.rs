@@ -8,9 +8,8 @@ use super::{Losses, Model, StepContext};
 use crate::bijector::all_finite;
 use crate::data::images::{ImageData, ImageDataConfig};
 use crate::nn::coders::{Architecture, Decoder, Encoder};
-use crate::plot::images::labelled_scatter;
+use crate::plot::{Figure, ImageGrid, Scatter};
 use anyhow::{ensure, Result};
-use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Device, Kind, Tensor};
 
@@ -171,14 +170,16 @@ impl Model for Autoencoder {
         ])
     }
 
-    fn figures(&self) -> Result<Vec<(String, RgbImage)>> {
+    fn figures(&self) -> Result<Vec<(String, Figure)>> {
         let d = &self.data;
         let n = d.test.size()[0].min(64);
         let x = d.test.narrow(0, 0, n);
         let x_hat = tch::no_grad(|| self.reconstruct(&x).1);
+        let recon = reconstruction_grid(&x, &x_hat, d.rows, d.cols)?;
+        let title = "test digits (odd rows) and reconstructions (even rows)";
         let mut out = vec![(
             "reconstructions".into(),
-            reconstruction_grid(&x, &x_hat, d.rows, d.cols)?,
+            ImageGrid::new(title, recon).into(),
         )];
         if self.config.latent_dim == 2 {
             let codes = tch::no_grad(|| {
@@ -191,20 +192,21 @@ impl Model for Autoencoder {
                     0,
                 )
             });
-            out.push((
-                "latent_codes".into(),
-                labelled_scatter(&codes, &d.test_labels, 600)?,
-            ));
+            let scatter = Scatter::new("test codes", &codes, &d.test_labels, "digit")?;
+            out.push(("latent_codes".into(), scatter.into()));
         }
         Ok(out)
     }
 
-    fn snapshot(&self) -> Result<Option<RgbImage>> {
+    fn snapshot(&self) -> Result<Option<Figure>> {
         let d = &self.data;
         let n = d.test.size()[0].min(16);
         let x = d.test.narrow(0, 0, n);
         let x_hat = tch::no_grad(|| self.reconstruct(&x).1);
-        Ok(Some(reconstruction_grid(&x, &x_hat, d.rows, d.cols)?))
+        let grid = reconstruction_grid(&x, &x_hat, d.rows, d.cols)?;
+        Ok(Some(
+            ImageGrid::new("test digits and reconstructions", grid).into(),
+        ))
     }
 
     fn snapshot_tag(&self) -> &'static str {

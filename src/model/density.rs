@@ -14,9 +14,8 @@ use super::{HasFlow, LogDensity, Losses, Model, Sampler, StepContext};
 use crate::bijector::{all_finite, Bijector, Chain};
 use crate::distribution::{Distribution, TransformedDistribution};
 use crate::flow::{Flow, LayerConfig};
-use crate::plot;
+use crate::plot::{images, Figure, Heatmap, ImageGrid};
 use anyhow::{Context, Result};
-use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -125,6 +124,22 @@ impl Density {
         (-4.0, 4.0)
     }
 
+    /// The model's exact density on an `n × n` grid over the window (in model space).
+    fn density_image(&self, title: &str, n: usize) -> Result<Heatmap> {
+        let dist = self.distribution();
+        Heatmap::of_log_density(
+            title,
+            "density p(x)",
+            self.window(),
+            n,
+            self.vs.device(),
+            &mut |pts| {
+                dist.log_prob(&pts.to_kind(self.kind()))
+                    .unwrap_or_else(|_| pts.select(1, 0).full_like(f64::NAN))
+            },
+        )
+    }
+
     /// `n` draws in model space (before the data transform), at temperature `t`.
     fn model_samples(&self, n: i64, t: f64) -> Result<Tensor> {
         let u = self
@@ -228,65 +243,65 @@ impl Model for Density {
         Ok(out)
     }
 
-    fn figures(&self) -> Result<Vec<(String, RgbImage)>> {
+    fn figures(&self) -> Result<Vec<(String, Figure)>> {
         if let Some([_, h, w]) = self.pre.image_shape() {
             let first = self.test.narrow(0, 0, self.test.size()[0].min(64));
-            let mut out = vec![("data".into(), plot::images::tile(&first, h, w, 8)?)];
+            let data = ImageGrid::new("test images", images::tile(&first, h, w, 8)?);
+            let mut out = vec![("data".into(), data.into())];
             for t in [0.5, 0.7, 1.0] {
-                let samples = plot::images::tile(&self.sample(64, t)?, h, w, 8)?;
-                out.push((format!("samples_t{t}"), samples));
+                let samples = images::tile(&self.sample(64, t)?, h, w, 8)?;
+                let grid = ImageGrid::new(&format!("samples, temperature {t}"), samples);
+                out.push((format!("samples_t{t}"), grid.into()));
             }
             return Ok(out);
         }
-        let (lo, hi) = self.window();
+        let window = self.window();
         if self.dim < 2 {
             return Ok(vec![]);
         }
         let n = self.test.size()[0];
         let test = self.to_model_space(&self.test)?;
+        let samples = self.model_samples(n, 1.0)?;
+        let histograms = |cols: &str,
+                          data: &Tensor,
+                          samples: &Tensor|
+         -> Result<Vec<(String, Figure)>> {
+            Ok(vec![
+                (
+                    format!("data{cols}"),
+                    Heatmap::histogram(&format!("test data{cols}"), data, window, 100)?.into(),
+                ),
+                (
+                    format!("samples{cols}"),
+                    Heatmap::histogram(&format!("{n} model samples{cols}"), samples, window, 100)?
+                        .into(),
+                ),
+            ])
+        };
         if self.dim != 2 {
             // Tables: the first two (standardized) columns of data and samples, as histograms.
-            let two = |t: &Tensor| t.narrow(1, 0, 2.min(self.dim));
-            let data = plot::histogram_figure(&two(&test), lo, hi, 200);
-            let samples = plot::histogram_figure(&two(&self.model_samples(n, 1.0)?), lo, hi, 200);
-            return Ok(vec![
-                ("data_cols12".into(), data),
-                ("samples_cols12".into(), samples),
-            ]);
+            let two = |t: &Tensor| t.narrow(1, 0, 2);
+            return histograms("_cols12", &two(&test), &two(&samples));
         }
-        let dist = self.distribution();
-        let density = plot::density_figure(lo, hi, 400, self.vs.device(), &mut |pts| {
-            dist.log_prob(&pts.to_kind(self.kind()))
-                .unwrap_or_else(|_| pts.select(1, 0).full_like(f64::NAN))
-        });
-        let data = plot::histogram_figure(&test, lo, hi, 200);
-        let samples = plot::histogram_figure(&self.model_samples(n, 1.0)?, lo, hi, 200);
-        Ok(vec![
-            ("density".into(), density),
-            ("data".into(), data),
-            ("samples".into(), samples),
-        ])
+        let mut out = vec![(
+            "density".into(),
+            self.density_image("model density", 400)?.into(),
+        )];
+        out.extend(histograms("", &test, &samples)?);
+        Ok(out)
     }
 
-    fn snapshot(&self) -> Result<Option<RgbImage>> {
+    fn snapshot(&self) -> Result<Option<Figure>> {
         if let Some([_, h, w]) = self.pre.image_shape() {
-            return Ok(Some(plot::images::tile(&self.sample(16, 0.7)?, h, w, 16)?));
+            let grid = images::tile(&self.sample(16, 0.7)?, h, w, 16)?;
+            return Ok(Some(
+                ImageGrid::new("samples, temperature 0.7", grid).into(),
+            ));
         }
         if self.dim != 2 {
             return Ok(None);
         }
-        let (lo, hi) = self.window();
-        let dist = self.distribution();
-        Ok(Some(plot::density_figure(
-            lo,
-            hi,
-            160,
-            self.vs.device(),
-            &mut |pts| {
-                dist.log_prob(&pts.to_kind(self.kind()))
-                    .unwrap_or_else(|_| pts.select(1, 0).full_like(f64::NAN))
-            },
-        )))
+        Ok(Some(self.density_image("model density", 160)?.into()))
     }
 
     /// With `batchnorm_statistics: "training_set"`, records the training set's statistics in

@@ -8,10 +8,9 @@ use super::{HasFlow, LogDensity, Losses, Model, Sampler, StepContext};
 use crate::bijector::{all_finite, Bijector};
 use crate::distribution::Distribution;
 use crate::flow::{Flow, LayerConfig};
-use crate::plot;
+use crate::plot::{Figure, Heatmap};
 use crate::target::Target;
 use anyhow::{Context, Result};
-use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -107,14 +106,37 @@ impl FlowFit {
     }
 
     /// ln q_K on a grid over the target's window, via the inverse (exact density, not a histogram).
-    fn fitted_image(&self, n: usize) -> RgbImage {
-        let (lo, hi) = self.config.target.window();
+    fn fitted_image(&self, n: usize) -> Result<Heatmap> {
+        let window = self.config.target.window();
         let dist = self.distribution();
         let kind = self.kind();
-        plot::density_figure(lo, hi, n, self.vs.device(), &mut |pts| {
-            dist.log_prob(&pts.to_kind(kind))
-                .unwrap_or_else(|_| Tensor::full([pts.size()[0]], f64::NAN, (kind, pts.device())))
-        })
+        let title = format!("fitted q_K ({} layers)", self.flow.layer_names().len());
+        Heatmap::of_log_density(
+            &title,
+            "density q_K(z)",
+            window,
+            n,
+            self.vs.device(),
+            &mut |pts| {
+                dist.log_prob(&pts.to_kind(kind)).unwrap_or_else(|_| {
+                    Tensor::full([pts.size()[0]], f64::NAN, (kind, pts.device()))
+                })
+            },
+        )
+    }
+
+    /// The target's unnormalized density exp(−U) over its window.
+    fn target_image(&self, title: &str) -> Result<Heatmap> {
+        let target = self.config.target;
+        let label = "exp(−U(z)), unnormalized";
+        Heatmap::of_log_density(
+            title,
+            label,
+            target.window(),
+            400,
+            Device::Cpu,
+            &mut |pts| -target.energy(pts),
+        )
     }
 }
 
@@ -186,24 +208,24 @@ impl Model for FlowFit {
         ])
     }
 
-    fn figures(&self) -> Result<Vec<(String, RgbImage)>> {
-        let (lo, hi) = self.config.target.window();
-        let target = self.config.target;
-        let target_img =
-            plot::density_figure(lo, hi, 400, Device::Cpu, &mut |pts| -target.energy(pts));
-        let fitted = self.fitted_image(400);
+    fn figures(&self) -> Result<Vec<(String, Figure)>> {
+        let name = self.config.target.name();
         let samples = self.distribution().sample(2000)?;
-        let mut over = target_img.clone();
-        plot::overlay_points(&mut over, &samples, lo, hi);
+        let over = self
+            .target_image(&format!("{name}: 2,000 samples of q_K on exp(−U)"))?
+            .with_points(&samples)?;
         Ok(vec![
-            ("target".into(), target_img),
-            ("fitted".into(), fitted),
-            ("samples".into(), over),
+            (
+                "target".into(),
+                self.target_image(&format!("target {name}"))?.into(),
+            ),
+            ("fitted".into(), self.fitted_image(400)?.into()),
+            ("samples".into(), over.into()),
         ])
     }
 
-    fn snapshot(&self) -> Result<Option<RgbImage>> {
-        Ok(Some(self.fitted_image(160)))
+    fn snapshot(&self) -> Result<Option<Figure>> {
+        Ok(Some(self.fitted_image(160)?.into()))
     }
 
     fn set_dtype(&mut self, dtype: crate::experiment::config::Dtype) -> Result<()> {

@@ -17,8 +17,8 @@ pub mod vae;
 pub mod vae_eval;
 
 use crate::experiment::config::Dtype;
+use crate::plot::Figure;
 use anyhow::Result;
-use image::RgbImage;
 use tch::{nn, Kind, Tensor};
 
 /// What the trainer tells a model at each step.
@@ -68,11 +68,11 @@ pub trait Model {
     /// Final metrics (name, value) for `metrics.json`.
     fn evaluate(&self) -> Result<Vec<(String, f64)>>;
     /// Figures for the run folder, `(file stem, image)` (none by default).
-    fn figures(&self) -> Result<Vec<(String, RgbImage)>> {
+    fn figures(&self) -> Result<Vec<(String, Figure)>> {
         Ok(vec![])
     }
     /// A small picture of the current state for TensorBoard (none by default).
-    fn snapshot(&self) -> Result<Option<RgbImage>> {
+    fn snapshot(&self) -> Result<Option<Figure>> {
         Ok(None)
     }
     /// The TensorBoard tag of the snapshot image.

@@ -19,7 +19,6 @@ use super::{LogDensity, Losses, Model, Sampler, StepContext};
 use crate::data::images::{ImageData, ImageDataConfig};
 use crate::nn::coders::{Architecture, Decoder, Encoder};
 use anyhow::{ensure, Context, Result};
-use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -361,11 +360,11 @@ impl Model for Vae {
         super::vae_eval::evaluate(self)
     }
 
-    fn figures(&self) -> Result<Vec<(String, RgbImage)>> {
+    fn figures(&self) -> Result<Vec<(String, crate::plot::Figure)>> {
         super::vae_eval::figures(self, &self.config.evaluation)
     }
 
-    fn snapshot(&self) -> Result<Option<RgbImage>> {
+    fn snapshot(&self) -> Result<Option<crate::plot::Figure>> {
         super::vae_eval::snapshot(self).map(Some)
     }
 

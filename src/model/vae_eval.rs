@@ -13,7 +13,8 @@
 use super::vae::{standard_normal_log_prob, Vae};
 use super::{Sampler, StepContext};
 use crate::bijector::{all_finite, Bijector};
-use crate::plot::images::{labelled_scatter, tile};
+use crate::plot::images::tile;
+use crate::plot::{Figure, ImageGrid, Scatter};
 use anyhow::Result;
 use image::RgbImage;
 use tch::{Kind, Tensor};
@@ -111,44 +112,43 @@ pub fn reconstruction_grid(
     tile(&Tensor::cat(&parts, 0), rows, cols, 16)
 }
 
-pub fn figures(vae: &Vae, ev: &super::vae::EvalConfig) -> Result<Vec<(String, RgbImage)>> {
+pub fn figures(vae: &Vae, ev: &super::vae::EvalConfig) -> Result<Vec<(String, Figure)>> {
     let d = &vae.data;
     let mut out = Vec::new();
     tch::no_grad(|| -> Result<()> {
         // Seed Fig. 2a: 256 decodings of posterior samples for one test digit.
         let x = d.test.narrow(0, ev.digit, 1);
         let p = vae.posterior.sample(&vae.encode(&x), 256)?;
+        let grid = tile(&vae.decode_mean(&p.z), d.rows, d.cols, 16)?;
+        let title = format!(
+            "decoder means of 256 posterior samples, test digit {}",
+            ev.digit
+        );
         out.push((
             "posterior_samples".into(),
-            tile(&vae.decode_mean(&p.z), d.rows, d.cols, 16)?,
+            ImageGrid::new(&title, grid).into(),
         ));
-        out.push((
-            "latent_sweep".into(),
-            latent_sweep(
-                vae,
-                ev.digit,
-                &ev.sweep_dims(vae.latent()),
-                ev.sweep_range,
-                ev.sweep_steps,
-            )?,
-        ));
+        let dims = ev.sweep_dims(vae.latent());
+        let sweep = latent_sweep(vae, ev.digit, &dims, ev.sweep_range, ev.sweep_steps)?;
+        let title = format!("latent sweep ±{} along dims {dims:?}", ev.sweep_range);
+        out.push(("latent_sweep".into(), ImageGrid::new(&title, sweep).into()));
         let n = d.test.size()[0].min(64);
         let inputs = d.test.narrow(0, 0, n);
         let z = vae.posterior.sample(&vae.encode(&inputs), 1)?.z;
+        let recon = reconstruction_grid(&inputs, &vae.decode_mean(&z), d.rows, d.cols)?;
+        let title = "test digits (odd rows) and reconstructions (even rows)";
         out.push((
             "reconstructions".into(),
-            reconstruction_grid(&inputs, &vae.decode_mean(&z), d.rows, d.cols)?,
+            ImageGrid::new(title, recon).into(),
         ));
-        out.push((
-            "prior_samples".into(),
-            tile(&vae.sample(64, 1.0)?, d.rows, d.cols, 8)?,
-        ));
+        let prior = tile(&vae.sample(64, 1.0)?, d.rows, d.cols, 8)?;
+        let title = "decoder means of 64 prior samples";
+        out.push(("prior_samples".into(), ImageGrid::new(title, prior).into()));
         if vae.latent() == 2 {
             let codes = codes(vae, &d.test)?;
-            out.push((
-                "latent_codes".into(),
-                labelled_scatter(&codes, &d.test_labels, 600)?,
-            ));
+            let title = "test codes (flow of the posterior mean)";
+            let scatter = Scatter::new(title, &codes, &d.test_labels, "digit")?;
+            out.push(("latent_codes".into(), scatter.into()));
         }
         Ok(())
     })?;
@@ -168,14 +168,16 @@ fn codes(vae: &Vae, x: &Tensor) -> Result<Tensor> {
 }
 
 /// Three rows of 16 for TensorBoard: test digits, their reconstructions, prior samples.
-pub fn snapshot(vae: &Vae) -> Result<RgbImage> {
+pub fn snapshot(vae: &Vae) -> Result<Figure> {
     tch::no_grad(|| {
         let d = &vae.data;
         let n = d.test.size()[0].min(16);
         let x = d.test.narrow(0, 0, n);
         let z = vae.posterior.sample(&vae.encode(&x), 1)?.z;
         let parts = [x.shallow_clone(), vae.decode_mean(&z), vae.sample(n, 1.0)?];
-        tile(&Tensor::cat(&parts, 0), d.rows, d.cols, n)
+        let grid = tile(&Tensor::cat(&parts, 0), d.rows, d.cols, n)?;
+        let title = "test digits, reconstructions, prior samples";
+        Ok(ImageGrid::new(title, grid).into())
     })
 }
 

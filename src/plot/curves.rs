@@ -1,196 +1,138 @@
-//! Line plots of scalar curves (one colour per run) with numbered legend swatches and the axis
-//! ranges written in a 3×5 pixel digit font, for readers who do not open TensorBoard.
+//! Scalar curves of several runs on one chart: one colour and legend entry per run, axis
+//! labels, and a log-scale y axis where a curve spans decades.
+use super::{colour, drawing, label_font, tick, title_font};
 use anyhow::{ensure, Result};
-use image::{Rgb, RgbImage};
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::Shift;
+use plotters::prelude::*;
 
-/// 3×5 glyphs (rows top to bottom, 3 bits each) for the characters numbers need.
-fn glyph(c: char) -> Option<[u8; 5]> {
-    Some(match c {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 7, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 1, 1],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        '.' => [0, 0, 0, 0, 2],
-        '-' => [0, 0, 7, 0, 0],
-        'e' => [0, 7, 7, 4, 7],
-        '+' => [0, 2, 7, 2, 0],
-        ' ' => [0, 0, 0, 0, 0],
-        _ => return None,
-    })
+pub struct Curves {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// (legend name, points `(x, y)`) per curve; non-finite points are left out.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    pub log_y: bool,
+    pub size: (u32, u32),
 }
 
-/// Writes `text` with its top-left corner at (x, y), each font pixel `scale` pixels wide.
-pub fn text(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: i64, colour: Rgb<u8>) {
-    for (k, c) in text.chars().enumerate() {
-        let Some(g) = glyph(c) else { continue };
-        for (r, bits) in g.iter().enumerate() {
-            for b in 0..3 {
-                if bits & (4 >> b) != 0 {
-                    for dy in 0..scale {
-                        for dx in 0..scale {
-                            let (px, py) = (
-                                x + (k as i64 * 4 + b) * scale + dx,
-                                y + r as i64 * scale + dy,
-                            );
-                            if px >= 0
-                                && py >= 0
-                                && (px as u32) < img.width()
-                                && (py as u32) < img.height()
-                            {
-                                img.put_pixel(px as u32, py as u32, colour);
-                            }
-                        }
-                    }
-                }
-            }
+impl Curves {
+    pub fn new(title: &str, x_label: &str, y_label: &str) -> Self {
+        Curves {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series: vec![],
+            log_y: false,
+            size: (900, 520),
         }
     }
-}
 
-fn line(img: &mut RgbImage, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: Rgb<u8>) {
-    let n = ((x1 - x0).abs().max((y1 - y0).abs()).ceil() as usize).max(1);
-    for i in 0..=n {
-        let t = i as f64 / n as f64;
-        let (x, y) = ((x0 + (x1 - x0) * t).round(), (y0 + (y1 - y0) * t).round());
-        for (dx, dy) in [(0.0, 0.0), (0.0, 1.0)] {
-            let (px, py) = (x + dx, y + dy);
-            if px >= 0.0 && py >= 0.0 && (px as u32) < img.width() && (py as u32) < img.height() {
-                img.put_pixel(px as u32, py as u32, c);
-            }
-        }
+    pub fn with_series(mut self, name: &str, points: Vec<(f64, f64)>) -> Self {
+        self.series.push((name.into(), points));
+        self
     }
-}
 
-/// Ten distinguishable colours (Tableau 10): runs in curves, digit classes in scatters.
-const COLOURS: [[u8; 3]; 10] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [127, 127, 127],
-    [188, 189, 34],
-    [23, 190, 207],
-];
-
-pub fn colour(i: usize) -> Rgb<u8> {
-    Rgb(COLOURS[i % COLOURS.len()])
-}
-
-fn label(v: f64) -> String {
-    if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-3) {
-        format!("{v:.2e}")
-    } else {
-        format!("{v:.4}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-    }
-}
-
-/// Curves `(step, value)` per run on one `width × height` canvas: run i is drawn in `colour(i)`
-/// and numbered i + 1 in the legend; the y range (min, max) and the last step are written on
-/// the axes.
-pub fn curves_figure(series: &[Vec<(f64, f64)>], width: u32, height: u32) -> Result<RgbImage> {
-    let (x0, x1, y0, y1) = data_box(series)?;
-    let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-    let (left, right, top, bottom) = (
-        80.0,
-        20.0,
-        20.0 + 14.0 * series.len().div_ceil(8) as f64,
-        30.0,
-    );
-    let (w, h) = (width as f64 - left - right, height as f64 - top - bottom);
-    let ink = Rgb([60, 60, 60]);
-    draw_axes(&mut img, (left, top, w, h), (x0, x1, y0, y1), ink);
-    let to_px = |(x, y): (f64, f64)| {
-        (
-            left + (x - x0) / (x1 - x0) * w,
-            top + (y1 - y) / (y1 - y0) * h,
-        )
-    };
-    for (i, s) in series.iter().enumerate() {
-        let c = colour(i);
-        let pts: Vec<(f64, f64)> = s
+    /// The points a curve draws: finite, and positive on a log axis.
+    fn kept(&self, points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+        points
             .iter()
-            .filter(|(_, v)| v.is_finite())
-            .map(|p| to_px(*p))
-            .collect();
-        for pair in pts.windows(2) {
-            line(&mut img, pair[0], pair[1], c);
-        }
-        // Legend: a swatch and the run's number.
-        let (lx, ly) = (left + 90.0 * (i % 8) as f64, 6.0 + 14.0 * (i / 8) as f64);
-        for dy in 0..3 {
-            let y = ly + 4.0 + dy as f64;
-            line(&mut img, (lx, y), (lx + 20.0, y), c);
-        }
-        text(
-            &mut img,
-            lx as i64 + 26,
-            ly as i64,
-            &(i + 1).to_string(),
-            2,
-            ink,
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite() && (!self.log_y || *y > 0.0))
+            .collect()
+    }
+
+    /// The range of the kept points, widened where it is empty.
+    fn data_box(&self) -> Result<((f64, f64), (f64, f64))> {
+        let points: Vec<(f64, f64)> = self.series.iter().flat_map(|(_, s)| self.kept(s)).collect();
+        ensure!(
+            !points.is_empty(),
+            "no {}values to plot",
+            if self.log_y {
+                "positive finite "
+            } else {
+                "finite "
+            }
         );
+        let fold = |f: fn(&(f64, f64)) -> f64| {
+            points
+                .iter()
+                .map(f)
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(v), b.max(v))
+                })
+        };
+        let (mut x, mut y) = (fold(|p| p.0), fold(|p| p.1));
+        if x.1 <= x.0 {
+            x.1 = x.0 + 1.0;
+        }
+        if self.log_y {
+            // Whole decades, so that the axis has at least two labelled ticks.
+            y = (
+                10f64.powf(y.0.log10().floor()),
+                10f64.powf(y.1.log10().ceil()),
+            );
+            if y.1 <= y.0 {
+                y.1 = y.0 * 10.0;
+            }
+        } else {
+            let pad = if y.1 > y.0 { 0.03 * (y.1 - y.0) } else { 0.5 };
+            y = (y.0 - pad, y.1 + pad);
+        }
+        Ok((x, y))
     }
-    Ok(img)
-}
 
-/// The range of the finite points: (x0, x1, y0, y1), widened where it is empty.
-fn data_box(series: &[Vec<(f64, f64)>]) -> Result<(f64, f64, f64, f64)> {
-    let points: Vec<&(f64, f64)> = series
-        .iter()
-        .flatten()
-        .filter(|(_, v)| v.is_finite())
-        .collect();
-    ensure!(!points.is_empty(), "no finite values to plot");
-    let (mut x0, mut x1, mut y0, mut y1) = (
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-    );
-    for (x, y) in &points {
-        (x0, x1, y0, y1) = (x0.min(*x), x1.max(*x), y0.min(*y), y1.max(*y));
+    pub(crate) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let (x, y) = self.data_box()?;
+        if self.log_y {
+            self.draw_on(root, x, (y.0..y.1).log_scale())
+        } else {
+            self.draw_on(root, x, y.0..y.1)
+        }
     }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    if y1 <= y0 {
-        (y0, y1) = (y0 - 0.5, y1 + 0.5);
-    }
-    Ok((x0, x1, y0, y1))
-}
 
-/// Grid, axes and the range labels of the plot area `(left, top, w, h)`.
-fn draw_axes(
-    img: &mut RgbImage,
-    (left, top, w, h): (f64, f64, f64, f64),
-    (x0, x1, y0, y1): (f64, f64, f64, f64),
-    ink: Rgb<u8>,
-) {
-    let grey = Rgb([225, 225, 225]);
-    for k in 0..=4 {
-        let y = top + h * k as f64 / 4.0;
-        line(img, (left, y), (left + w, y), grey);
-        let x = left + w * k as f64 / 4.0;
-        line(img, (x, top), (x, top + h), grey);
+    fn draw_on<DB, Y>(&self, root: &DrawingArea<DB, Shift>, x: (f64, f64), y_range: Y) -> Result<()>
+    where
+        DB: DrawingBackend,
+        Y: AsRangedCoord<Value = f64>,
+        Y::CoordDescType: ValueFormatter<f64>,
+    {
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, title_font())
+            .margin(12)
+            .margin_right(30)
+            .x_label_area_size(45)
+            .y_label_area_size(75)
+            .build_cartesian_2d(x.0..x.1, y_range)
+            .map_err(drawing)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label.as_str())
+            .y_desc(self.y_label.as_str())
+            .label_style(label_font())
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(drawing)?;
+        for (i, (name, points)) in self.series.iter().enumerate() {
+            let c = colour(i);
+            chart
+                .draw_series(LineSeries::new(self.kept(points), c.stroke_width(2)))
+                .map_err(drawing)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font(label_font())
+            .draw()
+            .map_err(drawing)?;
+        Ok(())
     }
-    line(img, (left, top + h), (left + w, top + h), ink);
-    line(img, (left, top), (left, top + h), ink);
-    text(img, 4, top as i64, &label(y1), 2, ink);
-    text(img, 4, (top + h) as i64 - 10, &label(y0), 2, ink);
-    text(img, left as i64, (top + h) as i64 + 8, &label(x0), 2, ink);
-    let xl = label(x1);
-    let x = (left + w) as i64 - 8 * xl.len() as i64;
-    text(img, x, (top + h) as i64 + 8, &xl, 2, ink);
 }

@@ -1,139 +1,234 @@
-//! PNG figures: density images on a grid (Rezende & Mohamed 2015, Fig. 1 style), sample scatters, and their
-//! overlay. Pixels only: no axes or text, windows are stated in file names and docs.
+//! Figures drawn with `plotters`: density heatmaps with axes in data units and a colour bar
+//! (Rezende & Mohamed 2015, Fig. 1 style), rows of such panels, curves with named legends,
+//! labelled latent scatters and titled image grids. Every figure renders as PNG (also what
+//! TensorBoard receives) or SVG.
 pub mod curves;
+pub mod heatmap;
 pub mod images;
 
-use crate::grid::Grid2d;
-use anyhow::{Context, Result};
-use image::{Rgb, RgbImage};
-use std::path::Path;
-use tch::{Device, Tensor};
+pub use curves::Curves;
+pub use heatmap::{Heatmap, Scale};
+pub use images::{ImageGrid, Scatter};
 
-/// Viridis, sampled at 9 points and linearly interpolated.
-const VIRIDIS: [[f64; 3]; 9] = [
-    [68.0, 1.0, 84.0],
-    [71.0, 44.0, 122.0],
-    [59.0, 81.0, 139.0],
-    [44.0, 113.0, 142.0],
-    [33.0, 144.0, 141.0],
-    [39.0, 173.0, 129.0],
-    [92.0, 200.0, 99.0],
-    [170.0, 220.0, 50.0],
-    [253.0, 231.0, 37.0],
+use anyhow::{anyhow, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+/// The file format of a figure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Png,
+    Svg,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Png => "png",
+            Format::Svg => "svg",
+        }
+    }
+}
+
+/// One figure of any kind flowlab draws.
+pub enum Figure {
+    Heatmap(Heatmap),
+    /// Heatmaps side by side, each with its own title, axes and colour bar.
+    Row(Vec<Heatmap>),
+    Curves(Curves),
+    Scatter(Scatter),
+    Grid(ImageGrid),
+}
+
+impl From<Heatmap> for Figure {
+    fn from(h: Heatmap) -> Self {
+        Figure::Heatmap(h)
+    }
+}
+
+impl From<Curves> for Figure {
+    fn from(c: Curves) -> Self {
+        Figure::Curves(c)
+    }
+}
+
+impl From<Scatter> for Figure {
+    fn from(s: Scatter) -> Self {
+        Figure::Scatter(s)
+    }
+}
+
+impl From<ImageGrid> for Figure {
+    fn from(g: ImageGrid) -> Self {
+        Figure::Grid(g)
+    }
+}
+
+/// Turns a plotters drawing error (generic over the backend) into an `anyhow` error.
+pub(crate) fn drawing<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!("drawing a figure: {e}")
+}
+
+/// Title and label fonts: DejaVu Sans, embedded, registered once as plotters' "sans-serif".
+fn register_fonts() {
+    static FONTS: Once = Once::new();
+    FONTS.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            let bytes = match style {
+                FontStyle::Bold => dejavu::sans::bold(),
+                _ => dejavu::sans::regular(),
+            };
+            // The embedded font is known to parse; a failure would show as missing text.
+            let _ = plotters::style::register_font("sans-serif", style, bytes);
+        }
+    });
+}
+
+pub(crate) fn title_font() -> TextStyle<'static> {
+    ("sans-serif", 18).into_font().style(FontStyle::Bold).into()
+}
+
+pub(crate) fn label_font() -> TextStyle<'static> {
+    ("sans-serif", 14).into()
+}
+
+impl Figure {
+    /// Width and height in pixels (SVG user units).
+    pub fn size(&self) -> (u32, u32) {
+        match self {
+            Figure::Heatmap(h) => h.size,
+            Figure::Row(panels) => panels
+                .iter()
+                .fold((0, 0), |(w, h), p| (w + p.size.0, h.max(p.size.1))),
+            Figure::Curves(c) => c.size,
+            Figure::Scatter(s) => s.size,
+            Figure::Grid(g) => g.size(),
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        root.fill(&WHITE).map_err(drawing)?;
+        match self {
+            Figure::Heatmap(h) => h.draw(root),
+            Figure::Row(panels) => {
+                let mut rest = root.clone();
+                for p in panels {
+                    let (left, right) = rest.split_horizontally(p.size.0);
+                    p.draw(&left)?;
+                    rest = right;
+                }
+                Ok(())
+            }
+            Figure::Curves(c) => c.draw(root),
+            Figure::Scatter(s) => s.draw(root),
+            Figure::Grid(g) => g.draw(root),
+        }
+    }
+
+    /// The encoded file contents.
+    pub fn render(&self, format: Format) -> Result<Vec<u8>> {
+        register_fonts();
+        let (w, h) = self.size();
+        match format {
+            Format::Png => {
+                let mut buf = vec![0u8; (w * h * 3) as usize];
+                {
+                    let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+                    self.draw(&root)?;
+                    root.present().map_err(drawing)?;
+                }
+                let img = image::RgbImage::from_raw(w, h, buf)
+                    .context("figure buffer has the wrong size")?;
+                png_bytes(&img)
+            }
+            Format::Svg => {
+                let mut svg = String::new();
+                {
+                    let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+                    self.draw(&root)?;
+                    root.present().map_err(drawing)?;
+                }
+                Ok(svg.into_bytes())
+            }
+        }
+    }
+
+    /// Writes the figure atomically to `path` with the format's extension; returns the path.
+    pub fn save(&self, path: &Path, format: Format) -> Result<PathBuf> {
+        let path = path.with_extension(format.extension());
+        let bytes = self
+            .render(format)
+            .with_context(|| format!("drawing {}", path.display()))?;
+        crate::experiment::rundir::write_atomic(&path, &bytes)?;
+        Ok(path)
+    }
+}
+
+/// The format named by a path's extension (`.png` or `.svg`), or `default` without one.
+pub fn format_of(path: &Path, default: Format) -> Result<Format> {
+    match path.extension().and_then(|e| e.to_str()) {
+        None => Ok(default),
+        Some(e) if e.eq_ignore_ascii_case("png") => Ok(Format::Png),
+        Some(e) if e.eq_ignore_ascii_case("svg") => Ok(Format::Svg),
+        Some(e) => Err(anyhow!(
+            "{}: figures are written as .png or .svg, not .{e}",
+            path.display()
+        )),
+    }
+}
+
+/// A tick label: short, without trailing zeros, in scientific notation far from 1.
+pub(crate) fn tick(v: &f64) -> String {
+    let v = *v;
+    if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 1e5 || v.abs() < 1e-3 {
+        format!("{v:.1e}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0')
+            .trim_end_matches('.')
+            .replace('-', "−")
+    }
+}
+
+/// Ten distinguishable colours (Tableau 10): runs in curves, digit classes in scatters.
+const COLOURS: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
 ];
 
-/// A tensor's values as float64, row-major, on the CPU.
-fn values(t: &Tensor) -> Vec<f64> {
-    Vec::<f64>::try_from(
-        t.to_device(Device::Cpu)
-            .to_kind(tch::Kind::Double)
-            .flatten(0, -1),
-    )
-    .unwrap_or_default()
+pub fn colour(i: usize) -> RGBColor {
+    let (r, g, b) = COLOURS[i % COLOURS.len()];
+    RGBColor(r, g, b)
 }
 
-/// Colour for t ∈ [0, 1].
-pub fn colormap(t: f64) -> Rgb<u8> {
-    let t = if t.is_finite() {
-        t.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let x = t * (VIRIDIS.len() - 1) as f64;
-    let i = (x.floor() as usize).min(VIRIDIS.len() - 2);
-    let f = x - i as f64;
-    let c = |k: usize| (VIRIDIS[i][k] * (1.0 - f) + VIRIDIS[i + 1][k] * f).round() as u8;
-    Rgb([c(0), c(1), c(2)])
-}
-
-/// A `[ny, nx]` grid of log-densities (row 0 = lowest y) as an image, density scaled to its
-/// maximum; the image's top row is the largest y.
-pub fn log_density_image(log_p: &Tensor) -> RgbImage {
-    let size = log_p.size();
-    let (ny, nx) = (size[0] as u32, size[1] as u32);
-    let p = log_p
-        .to_device(Device::Cpu)
-        .to_kind(tch::Kind::Double)
-        .nan_to_num(f64::NEG_INFINITY, None, None)
-        .exp();
-    let max = p.max().double_value(&[]).max(1e-300);
-    let values = values(&(p / max));
-    RgbImage::from_fn(nx, ny, |x, y| {
-        let row = (ny - 1 - y) as usize;
-        colormap(
-            values
-                .get(row * nx as usize + x as usize)
-                .copied()
-                .unwrap_or(0.0),
-        )
-    })
-}
-
-/// Evaluates `log_p` on an `n × n` grid over `[lo, hi]²` and draws it.
-pub fn density_figure(
-    lo: f64,
-    hi: f64,
-    n: usize,
-    device: Device,
-    log_p: &mut dyn FnMut(&Tensor) -> Tensor,
-) -> RgbImage {
-    let grid = Grid2d::square(lo, hi, n);
-    log_density_image(&grid.evaluate(device, log_p))
-}
-
-/// A 2-D histogram of `points: [n, 2]` over `[lo, hi]²` with `n × n` bins, drawn like a density.
-pub fn histogram_figure(points: &Tensor, lo: f64, hi: f64, n: usize) -> RgbImage {
-    let mut counts = vec![0.0f64; n * n];
-    for p in values(points).chunks_exact(2) {
-        let ix = ((p[0] - lo) / (hi - lo) * n as f64).floor();
-        let iy = ((p[1] - lo) / (hi - lo) * n as f64).floor();
-        if ix >= 0.0 && iy >= 0.0 && (ix as usize) < n && (iy as usize) < n {
-            counts[iy as usize * n + ix as usize] += 1.0;
-        }
-    }
-    log_density_image(
-        &Tensor::from_slice(&counts)
-            .reshape([n as i64, n as i64])
-            .log(),
-    )
-}
-
-/// Draws `points: [n, 2]` (in window `[lo, hi]²`) as small white dots on `img`.
-pub fn overlay_points(img: &mut RgbImage, points: &Tensor, lo: f64, hi: f64) {
-    let pts = values(points);
-    let (w, h) = (img.width() as f64, img.height() as f64);
-    for p in pts.chunks_exact(2) {
-        let px = (p[0] - lo) / (hi - lo) * w;
-        let py = h - (p[1] - lo) / (hi - lo) * h;
-        if px >= 0.0 && py >= 0.0 && px < w && py < h {
-            img.put_pixel(px as u32, py as u32, Rgb([255, 255, 255]));
-        }
-    }
-}
-
-/// Places images side by side with a 4-pixel gap.
-pub fn hstack(images: &[RgbImage]) -> RgbImage {
-    let gap = 4;
-    let h = images.iter().map(|i| i.height()).max().unwrap_or(0);
-    let w =
-        images.iter().map(|i| i.width()).sum::<u32>() + gap * images.len().saturating_sub(1) as u32;
-    let mut out = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
-    let mut x0 = 0;
-    for img in images {
-        image::imageops::replace(&mut out, img, x0 as i64, 0);
-        x0 += img.width() + gap;
-    }
-    out
-}
-
-pub fn png_bytes(img: &RgbImage) -> Result<Vec<u8>> {
+pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
     let mut buf = std::io::Cursor::new(Vec::new());
     img.write_to(&mut buf, image::ImageFormat::Png)
         .context("encoding PNG")?;
     Ok(buf.into_inner())
 }
 
-/// Writes a PNG atomically (temporary file, then rename).
-pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
-    crate::experiment::rundir::write_atomic(path, &png_bytes(img)?)
+/// A tensor's values as float64, row-major, on the CPU.
+pub(crate) fn values(t: &tch::Tensor) -> Result<Vec<f64>> {
+    Ok(Vec::<f64>::try_from(
+        t.detach()
+            .to_device(tch::Device::Cpu)
+            .to_kind(tch::Kind::Double)
+            .flatten(0, -1),
+    )?)
 }
