@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what flowlab needs, if missing: a Python virtual environment holding the torch wheel
-# whose libtorch tch links against, plus the Python tools the tests (tensorboard, safetensors)
-# or benchmarks (normflows, zuko, scikit-learn) use. Idempotent and quick when everything is there.
+# whose libtorch tch links against, plus the Python tools the tests (tensorboard, safetensors,
+# normflows, nbformat) or benchmarks (zuko, scikit-learn) use. Idempotent and quick when
+# everything is there.
 # Usage: setup.sh VENV TORCH_VERSION base|test|bench
 set -euo pipefail
 venv="$1"; torch_version="$2"; level="${3:-base}"
@@ -26,6 +27,6 @@ if ! "$venv/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.s
 fi
 need() { "$venv/bin/python" -c "import $1" 2>/dev/null || "${pip[@]}" "torch==$torch_version" "$2"; }
 case "$level" in
-  test) need tensorboard tensorboard; need safetensors safetensors; need numpy numpy; need nbformat nbformat ;;
+  test) need tensorboard tensorboard; need safetensors safetensors; need numpy numpy; need nbformat nbformat; need normflows normflows ;;
   bench) need normflows normflows; need numpy numpy; need zuko zuko; need sklearn scikit-learn ;;
 esac

@@ -17,6 +17,7 @@ mod plot;
 mod run;
 mod sample;
 mod sweep;
+mod weights;
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +51,8 @@ enum Command {
     Impute(impute::ImputeArgs),
     /// Final metrics of several runs as a markdown table (and a CSV).
     Compare(compare::CompareArgs),
+    /// Names, shapes and element types of a weight file (.safetensors, .ot, PyTorch .pt/.pth).
+    Weights(weights::WeightsArgs),
     /// Figures: Rezende & Mohamed's Fig. 1, targets, runs, a VAE's latent space.
     #[command(subcommand)]
     Plot(plot::PlotCommand),
@@ -68,6 +71,7 @@ pub fn main() -> Result<()> {
         Command::Sweep(args) => sweep::run(args),
         Command::Export(args) => export::run(args),
         Command::Plot(cmd) => plot::run(cmd),
+        Command::Weights(args) => weights::run(args),
     }
 }
 

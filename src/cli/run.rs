@@ -19,9 +19,14 @@ pub struct RunArgs {
     /// Continue an interrupted run from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
-    /// Initialize weights by name from a .safetensors or .ot file.
+    /// Initialize weights by name from a .safetensors, tch .ot, or PyTorch .pt/.pth file
+    /// (`flowlab weights FILE` lists its names).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
+    /// Rename the --init-from file's tensors: 'REGEX=REPLACEMENT' (repeatable, applied in
+    /// order; `$1` refers to a group; a replacement ending in `[INDEX]` stacks tensors).
+    #[arg(long = "map", value_name = "REGEX=REPLACEMENT", requires = "init_from")]
+    pub map: Vec<flowlab::experiment::weights::MapRule>,
     /// libtorch intra-op threads (overrides runtime.threads).
     #[arg(long)]
     pub threads: Option<i32>,
@@ -45,6 +50,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         out: args.out,
         resume: args.resume,
         init_from: args.init_from,
+        map: args.map,
         device: args.device,
         threads: args.threads,
     };

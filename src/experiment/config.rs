@@ -73,6 +73,7 @@ impl ModelConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
+    /// Optimizer steps (0: evaluate the initial weights only).
     pub steps: i64,
     /// Train for this many passes over the data instead of `steps` (image models).
     pub epochs: Option<i64>,
@@ -311,7 +312,11 @@ impl ExperimentConfig {
     }
 
     fn validate_train(&self) -> Result<()> {
-        positive(self.train.steps, "train.steps")?;
+        // 0 trains nothing: the run folder evaluates and draws the initial (or --init-from)
+        // weights, e.g. to use imported PyTorch weights with `log-prob` and `sample`.
+        if self.train.steps < 0 {
+            bail!("field `train.steps`: must be ≥ 0, got {}", self.train.steps);
+        }
         positive(self.train.batch_size, "train.batch_size")?;
         finite_pos(self.train.optimizer.lr, "train.optimizer.lr")?;
         finite_pos(self.train.optimizer.eps, "train.optimizer.eps")?;

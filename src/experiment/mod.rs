@@ -6,6 +6,7 @@ pub mod overrides;
 pub mod rundir;
 pub mod sweep;
 pub mod trainer;
+pub mod weights;
 
 use crate::model::{
     autoencoder::Autoencoder, density::Density, flow_fit::FlowFit, vae::Vae, Model,

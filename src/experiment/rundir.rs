@@ -67,25 +67,9 @@ pub fn save_tensors_atomic(path: &Path, named: &[(String, Tensor)]) -> Result<()
     res.with_context(|| format!("writing {}", path.display()))
 }
 
-/// Reads named tensors from `.safetensors` or tch's `.ot` (by extension).
+/// Reads named tensors from a weight file (see [`super::weights::read_tensors`]).
 pub fn load_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
-    if !path.exists() {
-        bail!("checkpoint {} does not exist", path.display());
-    }
-    let res = match path.extension().and_then(|e| e.to_str()) {
-        Some("safetensors") => Tensor::read_safetensors(path),
-        Some("ot") | Some("pt") => Tensor::load_multi(path),
-        _ => bail!(
-            "checkpoint {}: unknown format (expected .safetensors or .ot)",
-            path.display()
-        ),
-    };
-    res.map_err(|e| {
-        anyhow::anyhow!(
-            "checkpoint {} is unreadable (truncated or corrupt?): {e}",
-            path.display()
-        )
-    })
+    super::weights::read_tensors(path)
 }
 
 /// What `load_weights` did.
@@ -96,18 +80,51 @@ pub struct LoadReport {
     pub missing: Vec<String>,
     /// Tensors in the file the model has no variable for.
     pub unused: Vec<String>,
+    /// With `--map`: the file's names no rule matched.
+    pub unmatched: Vec<String>,
 }
 
 /// Copies tensors into `vs` by name. Shape mismatches are errors naming the tensor; with
 /// `strict`, missing variables are errors too.
 pub fn load_weights(vs: &mut nn::VarStore, path: &Path, strict: bool) -> Result<LoadReport> {
-    let named = load_tensors(path)?;
+    copy_weights(vs, &load_tensors(path)?, path, strict, false)
+}
+
+/// `--init-from FILE --map …`: the file's tensors renamed (and stacked) by `rules`, copied in
+/// by name; a tensor differing from its variable only by size-1 dimensions is reshaped.
+/// Names no rule matched are reported.
+pub fn init_weights(
+    vs: &mut nn::VarStore,
+    path: &Path,
+    rules: &[super::weights::MapRule],
+) -> Result<LoadReport> {
+    let mapped = super::weights::map_names(load_tensors(path)?, rules)
+        .with_context(|| format!("mapping the names of {}", path.display()))?;
+    let mut report = copy_weights(vs, &mapped.tensors, path, false, true)?;
+    report.unmatched = mapped.unmatched;
+    Ok(report)
+}
+
+fn copy_weights(
+    vs: &mut nn::VarStore,
+    named: &[(String, Tensor)],
+    path: &Path,
+    strict: bool,
+    reshape_unit_dims: bool,
+) -> Result<LoadReport> {
     let mut report = LoadReport::default();
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, mut var) in vars {
         match named.iter().find(|(n, _)| *n == name) {
             Some((_, src)) => {
+                let unit = reshape_unit_dims
+                    && super::weights::same_up_to_unit_dims(&src.size(), &var.size());
+                let src = if unit {
+                    src.reshape(var.size())
+                } else {
+                    src.shallow_clone()
+                };
                 if src.size() != var.size() {
                     bail!(
                         "{}: tensor `{name}` has shape {:?}, the model expects {:?} (a checkpoint of another architecture?)",

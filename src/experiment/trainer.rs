@@ -17,6 +17,8 @@ pub struct RunOptions {
     pub out: PathBuf,
     pub resume: bool,
     pub init_from: Option<PathBuf>,
+    /// `--map` rules renaming the init file's tensors.
+    pub map: Vec<super::weights::MapRule>,
     pub device: Option<DeviceChoice>,
     pub threads: Option<i32>,
 }
@@ -202,7 +204,7 @@ fn load_start(
         return Ok(opt.step);
     }
     if let Some(path) = &opts.init_from {
-        let report = rundir::load_weights(model.var_store_mut(), path, false)?;
+        let report = rundir::init_weights(model.var_store_mut(), path, &opts.map)?;
         eprintln!(
             "initialized {} tensors from {} (kept at init: {:?}; unused in file: {:?})",
             report.loaded.len(),
@@ -210,6 +212,9 @@ fn load_start(
             report.missing,
             report.unused
         );
+        if !report.unmatched.is_empty() {
+            eprintln!("note: no --map rule matched {:?}", report.unmatched);
+        }
     }
     Ok(0)
 }
