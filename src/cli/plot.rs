@@ -129,7 +129,11 @@ impl OutFile {
                 format.extension()
             );
         }
-        let path = figure.save(&self.out, format)?;
+        let path = match self.out.extension() {
+            Some(_) => self.out.clone(),
+            None => plot::with_extension(&self.out, format),
+        };
+        let path = figure.save(&path, format)?;
         eprintln!("wrote {}", path.display());
         Ok(())
     }
@@ -336,7 +340,7 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
 fn save_figures(model: &dyn flowlab::model::Model, run_dir: &Path, format: Format) -> Result<()> {
     let dir = RunDir::open(run_dir)?;
     for (stem, figure) in model.figures()? {
-        let path = figure.save(&dir.figure_path(&stem), format)?;
+        let path = figure.save(&dir.figure_path(&stem, format), format)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -225,9 +225,9 @@ impl RunDir {
     pub fn scalars_path(&self) -> PathBuf {
         self.path.join("scalars.csv")
     }
-    /// `figures/<stem>` (the figure's format adds the extension).
-    pub fn figure_path(&self, stem: &str) -> PathBuf {
-        self.path.join("figures").join(stem)
+    /// `figures/<stem>.<png|svg>`.
+    pub fn figure_path(&self, stem: &str, format: crate::plot::Format) -> PathBuf {
+        crate::plot::with_extension(&self.path.join("figures").join(stem), format)
     }
 
     pub fn write_config(&self, cfg: &ExperimentConfig) -> Result<()> {

@@ -135,7 +135,8 @@ pub fn train(
         metrics.insert(k, serde_json::json!(v));
     }
     for (stem, figure) in model.figures()? {
-        figure.save(&dir.figure_path(&stem), cfg.logging.figure_format)?;
+        let format = cfg.logging.figure_format;
+        figure.save(&dir.figure_path(&stem, format), format)?;
     }
     metrics.extend(runtime_metrics(step, step - start, train_secs, device));
     let metrics = serde_json::Value::Object(metrics);

@@ -54,13 +54,15 @@ impl ImageGrid {
     }
 
     fn zoom(&self) -> u32 {
-        (360 / self.image.width().max(1)).clamp(1, 8)
+        360u32.div_ceil(self.image.width().max(1)).clamp(1, 8)
     }
 
     pub fn size(&self) -> (u32, u32) {
         let z = self.zoom();
+        // Room for the title too (about 10 pixels per character at 18 points).
+        let title = 10 * self.title.chars().count() as u32;
         (
-            (self.image.width() * z).max(240) + 8,
+            (self.image.width() * z).max(title) + 16,
             self.image.height() * z + TITLE_BAND + 8,
         )
     }

@@ -158,15 +158,23 @@ impl Figure {
         }
     }
 
-    /// Writes the figure atomically to `path` with the format's extension; returns the path.
+    /// Writes the figure atomically to `path` (extension and all); returns the path.
     pub fn save(&self, path: &Path, format: Format) -> Result<PathBuf> {
-        let path = path.with_extension(format.extension());
+        let path = path.to_path_buf();
         let bytes = self
             .render(format)
             .with_context(|| format!("drawing {}", path.display()))?;
         crate::experiment::rundir::write_atomic(&path, &bytes)?;
         Ok(path)
     }
+}
+
+/// `path` with the format's extension appended (`samples_t0.5` → `samples_t0.5.png`).
+pub fn with_extension(path: &Path, format: Format) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".");
+    name.push(format.extension());
+    PathBuf::from(name)
 }
 
 /// The format named by a path's extension (`.png` or `.svg`), or `default` without one.
