@@ -223,3 +223,72 @@ fn common_mistakes_with_paths_say_what_to_do() {
     let o = flowlab(&["eval", dir.join("no-such-run").to_str().unwrap()]);
     assert_clean_failure(&o, &["no-such-run does not exist"]);
 }
+
+#[test]
+fn config_errors_point_into_the_file_even_with_overrides_and_config_prints_the_result() {
+    let dir = scratch("cfg-lines");
+    let out = dir.join("runs");
+    // Line 5 of the file has a string where an integer belongs.
+    let bad = tiny_config("y", 2, 10).replace("\"steps\": 10", "\"steps\": \"ten\"");
+    let line = bad.lines().position(|l| l.contains("\"ten\"")).unwrap() + 1;
+    let cfg = write(&dir, "bad.json", &bad);
+    for extra in [&[][..], &["--set", "train.seed=2"][..]] {
+        let mut args = vec!["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        let o = flowlab(&args);
+        let e = stderr(&o);
+        assert!(!o.status.success(), "{e}");
+        assert!(
+            e.contains("expected an integer") && !e.contains("i64"),
+            "{e}"
+        );
+        assert!(
+            e.contains(&format!("at line {line} column")) && !e.contains(": : "),
+            "{e}"
+        );
+    }
+    // An override's own mistake names the override, with no position in a file it is not in.
+    let good = write(&dir, "good.json", &tiny_config("z", 2, 10));
+    let o = flowlab(&[
+        "run",
+        good.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "train.steps=1.5",
+    ]);
+    let e = stderr(&o);
+    assert!(
+        e.contains("after --set train.steps=1.5")
+            && e.contains("expected an integer")
+            && !e.contains("line 1"),
+        "{e}"
+    );
+
+    // `flowlab config` prints the resolved config (defaults and overrides) without training.
+    let o = flowlab(&["config", good.to_str().unwrap(), "--set", "train.seed=9"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resolved: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(resolved["train"]["seed"], 9);
+    assert_eq!(resolved["logging"]["figure_format"], "png");
+    assert!(!out.join("z").exists(), "config trains nothing");
+
+    // A second run of the same name says how to name it.
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            good.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend(extra);
+        flowlab(&a)
+    };
+    assert!(run(&[]).status.success());
+    let o = run(&["--set", "train.seed=5"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--set name="),
+        "{}",
+        stderr(&o)
+    );
+}

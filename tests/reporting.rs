@@ -66,7 +66,7 @@ fn plot_curves_draws_a_tag_of_several_runs() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let img = image::open(&out).unwrap().to_rgb8();
-    assert_eq!((img.width(), img.height()), (900, 500));
+    assert_eq!((img.width(), img.height()), (900, 520));
     // Both runs' colours appear (blue, orange).
     let has = |c: [u8; 3]| img.pixels().any(|p| p.0 == c);
     assert!(has([31, 119, 180]) && has([255, 127, 14]));
@@ -79,5 +79,11 @@ fn plot_curves_draws_a_tag_of_several_runs() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(!o.status.success() && stderr(&o).contains("no `train/nope` values"));
+    let e = stderr(&o);
+    assert!(
+        !o.status.success()
+            && e.contains("no run has the tag `train/nope`")
+            && e.contains("train/kl"),
+        "{e}"
+    );
 }

@@ -101,13 +101,58 @@ fn a_sweep_runs_its_grid_skips_finished_runs_and_writes_a_slurm_array() {
         .iter()
         .map(|n| out.join(n).to_str().unwrap().to_string())
         .collect();
-    let mut args = vec!["compare", "--csv", "/dev/null"];
+    let mut args = vec!["compare"];
     args.extend(dirs.iter().map(String::as_str));
     let o = flowlab(&args);
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(
         table.contains("mean ± std over seeds") && table.contains("| b-length1-seed0 | 2 |"),
         "{table}"
+    );
+    // `compare ROOT` takes the sweep's folder; the columns are the settings that differ
+    // (by their shortest distinct names) and metrics.json's values under its names.
+    let csv = dir.join("cmp.csv");
+    let o = flowlab(&[
+        "compare",
+        out.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.starts_with("| run | length | seed | elbo |") && header.contains("| kl |"),
+        "{header}"
+    );
+    assert!(
+        !header.contains("lr") && !header.contains("target"),
+        "only differing settings: {header}"
+    );
+    assert!(table.contains("| b-length2-seed1 | 2 | 1 |"), "{table}");
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join(names[0]).join("metrics.json")).unwrap(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let row = text.lines().find(|l| l.starts_with(names[0])).unwrap();
+    assert!(
+        row.contains(&m["kl"].as_f64().unwrap().to_string()),
+        "full precision: {row}"
+    );
+    assert!(dir.join("cmp-seeds.csv").exists());
+    // A single run has no spread to show, and no CSV is written unless asked.
+    let o = flowlab(&["compare", &dirs[0]]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && !table.contains("±") && !table.contains("mean ± std"),
+        "{table}"
+    );
+    let o = flowlab(&["compare", dir.join("nowhere").to_str().unwrap()]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no such folder"),
+        "{}",
+        stderr(&o)
     );
 
     // Slurm: a job-array script that bash accepts, and one task run by hand.

@@ -1,62 +1,167 @@
-//! `flowlab compare RUN_DIR…`: final metrics of several runs side by side, as a markdown table on
-//! stdout and a CSV file. Runs written under one output root also overlay in one TensorBoard
-//! (`tensorboard --logdir <root>`).
-use anyhow::{ensure, Context, Result};
+//! `flowlab compare RUN_DIR…|ROOT`: final metrics of several runs side by side, as a markdown
+//! table on stdout (and a CSV on request). Columns: the run, the config settings that differ
+//! between the runs compared, then metrics.json's values under metrics.json's names (one sign
+//! convention: the file's). Runs whose configs differ only in name and seed are also averaged.
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use flowlab::experiment::config::ModelConfig;
-use flowlab::experiment::rundir::{self, RunDir};
+use flowlab::data::csv::write_records;
+use flowlab::experiment::rundir::RunDir;
+use flowlab::log::{final_metric_tag, hparams::flatten_config};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct CompareArgs {
-    /// Finished run folders (each with config.json and metrics.json).
-    #[arg(required = true)]
+    /// Finished run folders, or folders holding runs (a sweep's output root).
+    #[arg(required = true, value_name = "RUN_DIR|ROOT")]
     runs: Vec<PathBuf>,
-    /// Where to write the CSV.
-    #[arg(long, default_value = "compare.csv")]
-    csv: PathBuf,
+    /// Also write the table to this CSV file (full precision, empty where a run lacks a value);
+    /// settings run with several seeds go to FILE's stem + "-seeds.csv".
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
 }
 
-/// A metric column: header, metrics.json key, negate, decimals.
-type Metric = (&'static str, &'static str, bool, usize);
+/// Run descriptions that are still worth a column (speed and length); other such entries of
+/// metrics.json (threads, counts) are left out.
+const RUNTIME_SHOWN: [&str; 3] = ["steps", "steps_per_sec", "train_seconds"];
 
-/// Metric columns. A column is shown when any run has it.
-const METRICS: [Metric; 11] = [
-    ("test -ELBO", "test_elbo", true, 2),
-    ("test NLL", "test_nll", false, 3),
-    ("S", "importance_samples", false, 0),
-    ("test recon", "test_recon", false, 2),
-    ("KL", "kl", false, 4),
-    ("test imputation error", "test_imputation_error", false, 4),
-    ("mean/mode error", "test_mean_mode_error", false, 4),
-    ("best val", "best_val", false, 3),
-    ("steps", "steps", false, 0),
-    ("steps/s", "steps_per_sec", false, 1),
-    ("train s", "train_seconds", false, 0),
-];
-
-fn describe(model: &ModelConfig) -> (String, String, String) {
-    let (posterior, latent) = match model {
-        ModelConfig::Vae(v) => (v.posterior.label(), v.latent_dim.to_string()),
-        ModelConfig::Autoencoder(a) => ("-".into(), a.latent_dim.to_string()),
-        ModelConfig::Hivae(h) => (h.posterior.label(), h.z_dim.to_string()),
-        ModelConfig::Density(_) | ModelConfig::FlowFit(_) => ("-".into(), "-".into()),
-    };
-    (model.kind().into(), posterior, latent)
-}
+/// At most this many setting columns in the markdown table (all go to the CSV).
+const MAX_SETTINGS: usize = 10;
 
 struct Run {
     name: String,
-    describe: (String, String, String),
-    metrics: serde_json::Value,
-    /// The config without its name and seed: runs that differ only there are seeds of one setting.
-    setting: String,
+    settings: BTreeMap<String, Value>,
+    metrics: serde_json::Map<String, Value>,
 }
 
-fn value(m: &serde_json::Value, key: &str, neg: bool) -> Option<f64> {
-    m.get(key)
-        .and_then(|v| v.as_f64())
-        .map(|v| if neg { -v } else { v })
+impl Run {
+    /// What identifies a setting across seeds: the settings without the seed.
+    fn setting(&self) -> String {
+        let mut s = self.settings.clone();
+        s.remove("train.seed");
+        serde_json::to_string(&s).unwrap_or_default()
+    }
+
+    fn metric(&self, key: &str) -> Option<f64> {
+        self.metrics.get(key).and_then(Value::as_f64)
+    }
+}
+
+/// Run folders named directly, and the finished runs inside folders of runs.
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.exists() {
+            bail!("{}: no such folder", p.display());
+        }
+        if p.join("config.json").exists() || !p.is_dir() {
+            out.push(p.clone());
+            continue;
+        }
+        let mut inside: Vec<PathBuf> = std::fs::read_dir(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|d| d.join("config.json").exists())
+            .collect();
+        inside.sort();
+        if inside.is_empty() {
+            bail!(
+                "{}: neither a run folder (no config.json) nor a folder of runs",
+                p.display()
+            );
+        }
+        for d in inside {
+            match d.join("metrics.json").exists() {
+                true => out.push(d),
+                false => eprintln!(
+                    "note: {} is not finished (no metrics.json); left out",
+                    d.display()
+                ),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn load(run: &Path) -> Result<Run> {
+    let cfg = RunDir::open(run)?.read_config()?;
+    let path = run.join("metrics.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: no metrics.json (is the run finished?)", run.display()))?;
+    let metrics: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", path.display()))?;
+    Ok(Run {
+        name: cfg.name.clone(),
+        settings: flatten_config(&serde_json::to_value(&cfg)?),
+        metrics: metrics.as_object().cloned().unwrap_or_default(),
+    })
+}
+
+/// Settings whose value (or presence) differs between the runs.
+fn differing(runs: &[Run]) -> Vec<String> {
+    let mut keys: Vec<&String> = runs.iter().flat_map(|r| r.settings.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| {
+            runs.iter()
+                .any(|r| r.settings.get(*k) != runs[0].settings.get(*k))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The shortest trailing part of each path (by `.` segments) that tells them apart.
+fn short_names(paths: &[String]) -> Vec<String> {
+    let segs: Vec<Vec<&str>> = paths.iter().map(|p| p.split('.').collect()).collect();
+    let tail = |s: &[&str], n: usize| s[s.len().saturating_sub(n)..].join(".");
+    segs.iter()
+        .map(|s| {
+            (1..=s.len())
+                .find(|&n| segs.iter().filter(|o| tail(o, n) == tail(s, n)).count() == 1)
+                .map_or_else(|| s.join("."), |n| tail(s, n))
+        })
+        .collect()
+}
+
+/// metrics.json keys any run has: results first (sorted), then speed and length.
+fn metric_keys(runs: &[Run]) -> Vec<String> {
+    let mut results: Vec<String> = runs
+        .iter()
+        .flat_map(|r| r.metrics.iter())
+        .filter(|(k, v)| v.is_number() && final_metric_tag(k).is_some())
+        .map(|(k, _)| k.clone())
+        .collect();
+    results.sort();
+    results.dedup();
+    results.extend(
+        RUNTIME_SHOWN
+            .iter()
+            .filter(|k| runs.iter().any(|r| r.metric(k).is_some()))
+            .map(|k| k.to_string()),
+    );
+    results
+}
+
+/// A value for the markdown table: integers as such, else 4 decimals (1 from 1,000 up).
+fn short(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e12 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1000.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+fn setting_text(v: Option<&Value>) -> String {
+    match v {
+        None => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
 }
 
 fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
@@ -72,112 +177,149 @@ fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
 }
 
 pub fn run(args: CompareArgs) -> Result<()> {
-    let runs = args
-        .runs
+    let runs = expand(&args.runs)?
         .iter()
         .map(|r| load(r))
         .collect::<Result<Vec<_>>>()?;
-    ensure!(!runs.is_empty(), "no runs to compare");
-    let shown: Vec<_> = METRICS
-        .iter()
-        .filter(|(_, k, ..)| runs.iter().any(|r| r.metrics.get(*k).is_some()))
-        .collect();
-    let mut header: Vec<String> = ["run", "model", "posterior", "latent"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    header.extend(shown.iter().map(|(h, ..)| h.to_string()));
+    if runs.is_empty() {
+        bail!("no finished runs to compare");
+    }
+    let settings = differing(&runs);
+    let metrics = metric_keys(&runs);
+    let shown = &settings[..settings.len().min(MAX_SETTINGS)];
+    let mut header = vec!["run".to_string()];
+    header.extend(short_names(shown));
+    header.extend(metrics.iter().cloned());
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
-            let (m, p, l) = r.describe.clone();
-            let mut row = vec![r.name.clone(), m, p, l];
-            row.extend(shown.iter().map(|(_, k, neg, d)| {
-                value(&r.metrics, k, *neg)
-                    .map(|v| format!("{v:.*}", d))
-                    .unwrap_or_else(|| "-".into())
+            let mut row = vec![r.name.clone()];
+            row.extend(shown.iter().map(|k| setting_text(r.settings.get(k))));
+            row.extend(
+                metrics
+                    .iter()
+                    .map(|k| r.metric(k).map(short).unwrap_or_default()),
+            );
+            row
+        })
+        .collect();
+    print!("{}", markdown(&header, &rows));
+    if settings.len() > shown.len() {
+        println!(
+            "\n({} more settings differ; the CSV has them all: {})",
+            settings.len() - shown.len(),
+            settings[shown.len()..].join(", ")
+        );
+    }
+    let groups = seed_groups(&runs);
+    let several = groups.iter().any(|g| g.len() > 1);
+    if several {
+        println!(
+            "\nmean ± std over seeds (runs whose configs differ only in name and train.seed):\n"
+        );
+        print!("{}", seed_markdown(&groups, &metrics));
+    }
+    if let Some(path) = &args.csv {
+        let mut header = vec!["run".to_string()];
+        header.extend(settings.iter().cloned());
+        header.extend(metrics.iter().cloned());
+        let rows: Vec<Vec<String>> = runs
+            .iter()
+            .map(|r| {
+                let mut row = vec![r.name.clone()];
+                row.extend(settings.iter().map(|k| setting_text(r.settings.get(k))));
+                row.extend(
+                    metrics
+                        .iter()
+                        .map(|k| r.metric(k).map(|v| v.to_string()).unwrap_or_default()),
+                );
+                row
+            })
+            .collect();
+        write_records(path, Some(&header), &rows)?;
+        eprintln!("wrote {}", path.display());
+        if several {
+            let seeds = seeds_path(path);
+            write_seed_csv(&seeds, &groups, &metrics)?;
+            eprintln!("wrote {}", seeds.display());
+        }
+    }
+    Ok(())
+}
+
+fn seeds_path(csv: &Path) -> PathBuf {
+    let stem = csv
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    csv.with_file_name(format!("{stem}-seeds.csv"))
+}
+
+/// Runs grouped by setting (config without name and seed), in first-seen order.
+fn seed_groups(runs: &[Run]) -> Vec<Vec<&Run>> {
+    let mut groups: Vec<(String, Vec<&Run>)> = Vec::new();
+    for r in runs {
+        let s = r.setting();
+        match groups.iter_mut().find(|(k, _)| *k == s) {
+            Some((_, g)) => g.push(r),
+            None => groups.push((s, vec![r])),
+        }
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
+}
+
+/// Mean and sample standard deviation (`None` for one value).
+fn mean_sd(v: &[f64]) -> Option<(f64, Option<f64>)> {
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = (v.len() > 1)
+        .then(|| (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    Some((mean, sd))
+}
+
+fn values(g: &[&Run], key: &str) -> Vec<f64> {
+    g.iter().filter_map(|r| r.metric(key)).collect()
+}
+
+fn seed_markdown(groups: &[Vec<&Run>], metrics: &[String]) -> String {
+    let mut header = vec!["setting (first run)".to_string(), "seeds".to_string()];
+    header.extend(metrics.iter().cloned());
+    let rows: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| {
+            let mut row = vec![g[0].name.clone(), g.len().to_string()];
+            row.extend(metrics.iter().map(|k| match mean_sd(&values(g, k)) {
+                None => String::new(),
+                Some((m, None)) => short(m),
+                Some((m, Some(sd))) => format!("{} ± {}", short(m), short(sd)),
             }));
             row
         })
         .collect();
-    print!("{}", markdown(&header, &rows));
-    let mut csv = header.join(",") + "\n";
-    for r in &rows {
-        csv += &(r.join(",") + "\n");
-    }
-    rundir::write_atomic(&args.csv, csv.as_bytes())?;
-    eprintln!("wrote {}", args.csv.display());
-    seed_table(&runs, &shown);
-    Ok(())
+    markdown(&header, &rows)
 }
 
-/// A finished run folder, its setting being its config without name and seed.
-fn load(run: &Path) -> Result<Run> {
-    let dir = RunDir::open(run)?;
-    let mut cfg = dir.read_config()?;
-    let path = run.join("metrics.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: no metrics.json (is the run finished?)", run.display()))?;
-    let metrics: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not valid JSON", path.display()))?;
-    let name = cfg.name.clone();
-    let describe = describe(&cfg.model);
-    cfg.name = String::new();
-    cfg.train.seed = 0;
-    Ok(Run {
-        name,
-        describe,
-        metrics,
-        setting: cfg.to_pretty_json(),
-    })
-}
-
-/// Settings run with several seeds: mean ± std (sample standard deviation) over seeds.
-fn seed_table(runs: &[Run], shown: &[&Metric]) {
-    let mut groups: Vec<(String, Vec<&Run>)> = Vec::new();
-    for r in runs {
-        match groups.iter_mut().find(|(s, _)| *s == r.setting) {
-            Some((_, g)) => g.push(r),
-            None => groups.push((r.setting.clone(), vec![r])),
-        }
+fn write_seed_csv(path: &Path, groups: &[Vec<&Run>], metrics: &[String]) -> Result<()> {
+    let mut header = vec!["setting (first run)".to_string(), "seeds".to_string()];
+    for k in metrics {
+        header.extend([format!("{k}_mean"), format!("{k}_sd")]);
     }
-    if !groups.iter().any(|(_, g)| g.len() > 1) {
-        return;
-    }
-    let stats: Vec<_> = shown
-        .iter()
-        .filter(|(_, k, ..)| !["steps", "importance_samples"].contains(k))
-        .collect();
-    let mut header: Vec<String> = vec!["setting (first run)".into(), "seeds".into()];
-    header.extend(stats.iter().map(|(h, ..)| h.to_string()));
     let rows: Vec<Vec<String>> = groups
         .iter()
-        .map(|(_, g)| {
+        .map(|g| {
             let mut row = vec![g[0].name.clone(), g.len().to_string()];
-            for (_, k, neg, d) in &stats {
-                let v: Vec<f64> = g
-                    .iter()
-                    .filter_map(|r| value(&r.metrics, k, *neg))
-                    .collect();
-                row.push(mean_sd(&v, *d));
+            for k in metrics {
+                let (m, sd) = match mean_sd(&values(g, k)) {
+                    None => (String::new(), String::new()),
+                    Some((m, sd)) => (m.to_string(), sd.map(|s| s.to_string()).unwrap_or_default()),
+                };
+                row.extend([m, sd]);
             }
             row
         })
         .collect();
-    println!("\nmean ± std over seeds (runs whose configs differ only in name and train.seed):\n");
-    print!("{}", markdown(&header, &rows));
-}
-
-/// `mean ± sd` with `d` decimals (sample standard deviation), `-` for no values.
-fn mean_sd(v: &[f64], d: usize) -> String {
-    if v.is_empty() {
-        return "-".into();
-    }
-    let mean = v.iter().sum::<f64>() / v.len() as f64;
-    let sd = if v.len() > 1 {
-        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
-    } else {
-        0.0
-    };
-    format!("{mean:.*} ± {sd:.*}", d, d)
+    write_records(path, Some(&header), &rows)
 }

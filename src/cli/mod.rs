@@ -9,6 +9,7 @@ use std::path::Path;
 
 mod check;
 mod compare;
+mod config;
 mod eval;
 mod export;
 mod impute;
@@ -34,6 +35,8 @@ struct Cli {
 enum Command {
     /// Train from config files (with none, the built-in default: 8 planar layers on U1).
     Run(run::RunArgs),
+    /// Print the resolved config (defaults, --set overrides, validation) without training.
+    Config(config::ConfigArgs),
     /// Re-evaluate a trained run and print its metrics as JSON.
     Eval(eval::EvalArgs),
     /// Draw samples from a trained model into a CSV.
@@ -62,6 +65,7 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Config(args) => config::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Sample(args) => sample::run(args),
         Command::LogProb(args) => log_prob::run(args),

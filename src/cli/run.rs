@@ -1,5 +1,5 @@
 //! `flowlab run`: train from config files (with none, the built-in default).
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use flowlab::experiment::config::{DeviceChoice, ExperimentConfig};
 use flowlab::experiment::overrides;
@@ -61,10 +61,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         args.configs
             .iter()
-            .map(|p| {
-                overrides::apply(&overrides::read_json(p)?, &args.sets)
-                    .with_context(|| format!("invalid config {}", p.display()))
-            })
+            .map(|p| overrides::load(p, &args.sets))
             .collect::<Result<_>>()?
     };
     for cfg in cfgs {

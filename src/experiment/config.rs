@@ -5,7 +5,7 @@ use crate::model::density::DensityConfig;
 use crate::model::flow_fit::FlowFitConfig;
 use crate::model::hivae::HivaeConfig;
 use crate::model::vae::VaeConfig;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -244,6 +244,23 @@ impl Default for LoggingConfig {
     }
 }
 
+/// serde's type names in words a config's author uses ("expected i64" → "expected an integer").
+fn plain_types(msg: &str) -> String {
+    let mut m = msg.to_string();
+    for (rust, words) in [
+        ("i64", "an integer"),
+        ("i32", "an integer"),
+        ("u64", "a non-negative integer"),
+        ("u32", "a non-negative integer"),
+        ("usize", "a non-negative integer"),
+        ("f64", "a number"),
+        ("f32", "a number"),
+    ] {
+        m = m.replace(&format!("expected {rust}"), &format!("expected {words}"));
+    }
+    m
+}
+
 impl ExperimentConfig {
     /// Turns epoch counts into steps for a model with `steps_per_epoch` steps per pass over its
     /// data; an error if epochs are asked of a model that has none.
@@ -272,9 +289,7 @@ impl ExperimentConfig {
 
     /// Reads and validates a config file; errors name the file and the field path.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("invalid config {}", path.display()))
+        super::overrides::load(path, &[])
     }
 
     pub fn parse(text: &str) -> Result<Self> {
@@ -283,7 +298,7 @@ impl ExperimentConfig {
             Ok(c) => c,
             Err(e) => {
                 let path = e.path().to_string();
-                let inner = e.into_inner();
+                let inner = plain_types(&e.into_inner().to_string());
                 if path == "." || path.is_empty() {
                     bail!("{inner}");
                 }

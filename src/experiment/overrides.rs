@@ -64,7 +64,9 @@ pub fn parse_value(raw: &str) -> Value {
     serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
 }
 
-/// Applies `PATH=VALUE` assignments to a config's JSON and parses the result.
+/// Applies `PATH=VALUE` assignments to a config's JSON and parses the result. Errors name the
+/// overrides; positions ("at line 1 column 109") are dropped, since they point into the
+/// re-serialized config, not a file.
 pub fn apply(base: &Value, sets: &[String]) -> Result<ExperimentConfig> {
     let mut v = base.clone();
     for s in sets {
@@ -74,13 +76,44 @@ pub fn apply(base: &Value, sets: &[String]) -> Result<ExperimentConfig> {
         set_value(&mut v, path.trim(), parse_value(raw.trim()))
             .with_context(|| format!("--set {s:?}"))?;
     }
-    ExperimentConfig::parse(&v.to_string()).with_context(|| {
-        if sets.is_empty() {
-            String::new()
-        } else {
-            format!("after --set {}", sets.join(" --set "))
+    ExperimentConfig::parse(&v.to_string()).map_err(|e| {
+        let msg = format!("{e:#}");
+        let msg = match msg.find(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        };
+        match sets.is_empty() {
+            true => anyhow::anyhow!(msg),
+            false => anyhow::anyhow!("after --set {}: {msg}", sets.join(" --set ")),
         }
     })
+}
+
+/// A config file with `--set` overrides: without overrides (or when the file itself is
+/// invalid) errors carry the file's own line and column.
+pub fn load(path: &Path, sets: &[String]) -> Result<ExperimentConfig> {
+    let value = read_json(path)?;
+    let context = || format!("invalid config {}", path.display());
+    let text = read_text(path)?;
+    match ExperimentConfig::parse(&text) {
+        Ok(cfg) if sets.is_empty() => Ok(cfg),
+        Err(e) if sets.is_empty() => Err(e.context(context())),
+        file => apply(&value, sets).or_else(|e| match file {
+            // The file is wrong on its own: its line and column say where.
+            Err(f) => Err(f.context(context())),
+            Ok(_) => Err(e.context(context())),
+        }),
+    }
+}
+
+/// A config file's text, without a UTF-8 byte-order mark.
+fn read_text(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    Ok(text
+        .strip_prefix('\u{feff}')
+        .map(str::to_string)
+        .unwrap_or(text))
 }
 
 /// A config file as JSON (errors name the file).
@@ -97,7 +130,6 @@ pub fn read_json(path: &Path) -> Result<Value> {
         };
         anyhow::bail!("{shown} is a folder, not a config file{hint}");
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config {}", path.display()))?;
+    let text = read_text(path)?;
     serde_json::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
 }

@@ -167,7 +167,7 @@ impl RunDir {
     pub fn create(root: &Path, name: &str) -> Result<Self> {
         let path = root.join(name);
         if path.exists() {
-            bail!("run folder {} already exists: pass --resume to continue it, or choose another name or --out", path.display());
+            bail!("run folder {} already exists: pass --resume to continue it, or give this run another name (`--set name=NEW`) or output root (`--out`)", path.display());
         }
         std::fs::create_dir_all(path.join("figures"))
             .with_context(|| format!("creating run folder {}", path.display()))?;

@@ -337,6 +337,10 @@ impl Sampler for Density {
         let x = tch::no_grad(|| self.pre.chain().forward(&z, None))?.0;
         Ok(self.pre.present(&x))
     }
+
+    fn image_shape(&self) -> Option<(i64, i64)> {
+        self.pre.image_shape().map(|[_, h, w]| (h, w))
+    }
 }
 
 impl LogDensity for Density {

@@ -151,6 +151,14 @@ pub trait Sampler {
     fn data_dim(&self) -> i64;
     /// `n` samples from the model, `[n, data_dim]`, at temperature `t` (1: the model itself).
     fn sample(&self, n: i64, t: f64) -> Result<Tensor>;
+    /// What a row of `sample` is, for users (e.g. a VAE's decoder means, not binary draws).
+    fn sample_meaning(&self) -> &'static str {
+        "samples"
+    }
+    /// `(rows, cols)` when a sample is an image with grey levels in [0, 1].
+    fn image_shape(&self) -> Option<(i64, i64)> {
+        None
+    }
 }
 
 /// A model with a (log-)density of data.

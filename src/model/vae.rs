@@ -395,6 +395,14 @@ impl Sampler for Vae {
         let z = Tensor::randn([n, self.latent()], (kind, self.vs.device())) * t;
         Ok(tch::no_grad(|| self.decode_mean(&z)))
     }
+
+    fn sample_meaning(&self) -> &'static str {
+        "decoder means E[x|z] (grey levels, not binary draws) of prior samples z ~ N(0, T²I)"
+    }
+
+    fn image_shape(&self) -> Option<(i64, i64)> {
+        Some((self.data.rows, self.data.cols))
+    }
 }
 
 impl LogDensity for Vae {
