@@ -34,9 +34,33 @@ fn export_writes_a_valid_notebook_with_equations_curves_and_figures() {
             && text.contains("Rezende & Mohamed 2015, §6.1")
             && text.contains("Rezende & Mohamed 2015, eq. 10–12")
     );
+    // One overlay figure per curve tag (both runs on it), figures linked, not embedded; every
+    // path relative to the notebook's folder, so it opens from there.
+    assert_eq!(
+        text.matches("image/png").count(),
+        4,
+        "train/loss, elbo, kl, log_det"
+    );
     assert!(
-        text.matches("image/png").count() >= 6,
-        "curves and figures of both runs are embedded"
+        text.contains("\\\"../runs/a\\\"") && text.contains("../runs/b/figures/fitted.png"),
+        "relative paths"
+    );
+    assert!(!text.contains(dir.to_str().unwrap()), "no absolute paths");
+    let nb2 = dir.join("out/figs.ipynb");
+    let o = flowlab(&[
+        "export",
+        a.to_str().unwrap(),
+        "--out",
+        nb2.to_str().unwrap(),
+        "--figures",
+        "fitted",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text2 = std::fs::read_to_string(&nb2).unwrap();
+    assert_eq!(
+        text2.matches("image/png").count(),
+        4 + 1,
+        "curves and the chosen figure"
     );
     assert!(text.contains(" | kl | ") && text.contains("Run `b`"));
     let o = flowlab(&[

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct EvalArgs {
+    /// A trained run folder.
     pub run_dir: PathBuf,
     /// Monte-Carlo samples: flow_fit's eval_samples, or a VAE's importance samples per test
     /// image (default: the config's).

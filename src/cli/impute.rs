@@ -1,6 +1,6 @@
-//! `flowlab impute RUN_DIR --input with_gaps.csv --out filled.csv [--samples N]`: fills the
+//! `flowlab impute RUN_DIR --input with_gaps.csv --out filled.csv [--draws N]`: fills the
 //! missing cells (empty or `NaN`) of a table with a trained HI-VAE. Observed cells keep their
-//! text (the output has LF line endings and keeps a header); with `--samples N`, N multiple
+//! text (the output has LF line endings and keeps a header); with `--draws N`, N multiple
 //! imputations are drawn and written to `<out stem>_1.csv` … `<out stem>_N.csv`.
 use anyhow::{bail, ensure, Context, Result};
 use clap::Args;
@@ -15,15 +15,18 @@ use tch::Tensor;
 
 #[derive(Args)]
 pub struct ImputeArgs {
+    /// A trained HI-VAE run folder.
     run_dir: PathBuf,
     /// A table with the run's columns; empty or NaN cells are filled.
     #[arg(long)]
     input: PathBuf,
-    #[arg(long)]
+    /// The filled table to write (CSV).
+    #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Draw this many multiple imputations instead of the single most likely one.
-    #[arg(long)]
-    samples: Option<usize>,
+    #[arg(long, value_name = "N", visible_alias = "samples")]
+    draws: Option<usize>,
+    /// Random seed of the imputation draws.
     #[arg(long, default_value_t = 0)]
     seed: i64,
 }
@@ -124,7 +127,7 @@ pub fn run(args: ImputeArgs) -> Result<()> {
     let kinds: Vec<Kind> = model.types.iter().map(|t| t.kind).collect();
     let header = records.header.as_deref();
     tch::manual_seed(args.seed);
-    match args.samples {
+    match args.draws {
         None => {
             let filled = model.impute_with(&x, &seen, false)?;
             warn_clamped(filled.clamped);
@@ -134,7 +137,7 @@ pub fn run(args: ImputeArgs) -> Result<()> {
             eprintln!("filled {count} missing cells into {}", args.out.display());
         }
         Some(k) => {
-            ensure!(k >= 1, "--samples must be at least 1");
+            ensure!(k >= 1, "--draws must be at least 1");
             let mut count = 0;
             for i in 1..=k {
                 let filled = model.impute_with(&x, &seen, true)?;

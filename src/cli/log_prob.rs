@@ -5,10 +5,13 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct LogProbArgs {
+    /// A trained run folder (flow_fit, density or vae).
     pub run_dir: PathBuf,
+    /// Points to evaluate: a CSV with one row per point (a header line is optional).
     #[arg(long)]
     pub input: PathBuf,
-    #[arg(long)]
+    /// Where to write ln p(x), one value per input row (CSV).
+    #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Precision to load the weights in and compute with: f32 or f64 (default: the run's
     /// runtime.dtype). f64 keeps log-densities finite further from the data.

@@ -13,8 +13,8 @@ pub struct RunArgs {
     /// auto | cpu | cuda (overrides runtime.device).
     #[arg(long, value_parser = parse_device)]
     pub device: Option<DeviceChoice>,
-    /// Output root for run folders.
-    #[arg(long, default_value = "runs")]
+    /// Output root: a folder; each run goes to ROOT/<name>/.
+    #[arg(long, value_name = "ROOT", default_value = "runs")]
     pub out: PathBuf,
     /// Continue an interrupted run from its last checkpoint.
     #[arg(long)]

@@ -11,7 +11,7 @@ pub struct SampleArgs {
     #[arg(short = 'n', long = "num", visible_alias = "n", default_value_t = 1000)]
     pub n: i64,
     /// CSV file to write, one sample per row.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Also draw the first 64 samples as an image grid into this .png or .svg (image models).
     #[arg(long, value_name = "FILE")]

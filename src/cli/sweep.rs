@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Args)]
 pub struct SweepArgs {
+    /// The sweep file (JSON: base config, grid and/or random draws, threads per job).
     sweep: PathBuf,
     /// Runs at a time (choose jobs × threads_per_job ≤ cores).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
-    /// Output root (default: the sweep file's `out`, else runs/<sweep file stem>).
-    #[arg(long)]
+    /// Output root: a folder (default: the sweep file's `out`, else runs/<sweep file stem>).
+    #[arg(long, value_name = "ROOT")]
     out: Option<PathBuf>,
     /// Write a Slurm job-array script instead of running.
     #[arg(long)]

@@ -199,7 +199,7 @@ impl Dtype {
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
     /// libtorch intra-op threads. 1 by default: on small models more threads are slower
-    /// (see README, "Threads").
+    /// (see docs/development.md, "Threads").
     pub threads: i32,
     pub device: DeviceChoice,
     /// `"f32"` (default) or `"f64"`: the weights' and computations' precision.

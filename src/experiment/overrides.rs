@@ -98,10 +98,10 @@ pub fn load(path: &Path, sets: &[String]) -> Result<ExperimentConfig> {
     match ExperimentConfig::parse(&text) {
         Ok(cfg) if sets.is_empty() => Ok(cfg),
         Err(e) if sets.is_empty() => Err(e.context(context())),
-        file => apply(&value, sets).or_else(|e| match file {
+        file => apply(&value, sets).map_err(|e| match file {
             // The file is wrong on its own: its line and column say where.
-            Err(f) => Err(f.context(context())),
-            Ok(_) => Err(e.context(context())),
+            Err(f) => f.context(context()),
+            Ok(_) => e.context(context()),
         }),
     }
 }

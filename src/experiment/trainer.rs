@@ -385,7 +385,9 @@ impl Loop<'_> {
                 stop = true;
             }
         }
-        log.scalar("train/beta", ctx.beta, step)?;
+        if model.uses_beta() {
+            log.scalar("train/beta", ctx.beta, step)?;
+        }
         log.scalar("train/lr", self.opt.lr(), step)?;
         log.scalar("train/grad_norm", grad_norm, step)?;
         for (name, v) in &losses.layers {

@@ -195,6 +195,10 @@ impl Model for FlowFit {
         })
     }
 
+    fn uses_beta(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self) -> Result<Vec<(String, f64)>> {
         let (f, ld) = self.free_energy(self.config.eval_samples)?;
         let log_z = self.config.target.log_z();

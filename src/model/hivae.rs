@@ -396,6 +396,10 @@ impl Model for Hivae {
         })
     }
 
+    fn uses_beta(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self) -> Result<Vec<(String, f64)>> {
         let mut out = Vec::new();
         let mut elbo = 0.0;

@@ -65,6 +65,10 @@ pub trait Model {
     fn steps_per_epoch(&self, _batch_size: i64) -> Option<i64> {
         None
     }
+    /// Whether the loss reads the annealed β (`train.beta`); only then is `train/beta` logged.
+    fn uses_beta(&self) -> bool {
+        false
+    }
     /// Final metrics (name, value) for `metrics.json`.
     fn evaluate(&self) -> Result<Vec<(String, f64)>>;
     /// Figures for the run folder, `(file stem, image)` (none by default).

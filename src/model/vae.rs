@@ -356,6 +356,10 @@ impl Model for Vae {
         super::vae_eval::locate_nonfinite(self, ctx)
     }
 
+    fn uses_beta(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self) -> Result<Vec<(String, f64)>> {
         super::vae_eval::evaluate(self)
     }

@@ -72,7 +72,7 @@ fn code_of(vae: &Vae, i: i64) -> Result<(Tensor, Tensor)> {
     Ok((x, flow.forward(&mean, None)?.0))
 }
 
-/// Seed Fig. 2b: `steps` decodings per row, row r adding linspace(−range, range) to dimension
+/// The latent sweep: `steps` decodings per row, row r adding linspace(−range, range) to dimension
 /// `dims[r]` of the code.
 pub fn latent_sweep(
     vae: &Vae,
@@ -116,7 +116,7 @@ pub fn figures(vae: &Vae, ev: &super::vae::EvalConfig) -> Result<Vec<(String, Fi
     let d = &vae.data;
     let mut out = Vec::new();
     tch::no_grad(|| -> Result<()> {
-        // Seed Fig. 2a: 256 decodings of posterior samples for one test digit.
+        // The posterior-sample grid: 256 decodings of posterior samples for one test digit.
         let x = d.test.narrow(0, ev.digit, 1);
         let p = vae.posterior.sample(&vae.encode(&x), 256)?;
         let grid = tile(&vae.decode_mean(&p.z), d.rows, d.cols, 16)?;
