@@ -240,7 +240,7 @@ fn relative_to_notebook(run: &Path, notebook: &Path) -> Result<String> {
 /// One figure per curve tag with every run on it: a code cell that draws it from the runs'
 /// scalars.csv (matplotlib), its output rendered by flowlab and embedded.
 fn curve_cells(rel: &[String], loaded: &[Loaded]) -> Result<Vec<Value>> {
-    let mut tags: Vec<(String, Vec<(String, Vec<(f64, f64)>)>)> = Vec::new();
+    let mut tags: Vec<(String, Vec<Curve>)> = Vec::new();
     for ((run, cfg, _), _) in loaded.iter().zip(rel) {
         for (tag, points) in curves(run)? {
             match tags.iter_mut().find(|(t, _)| *t == tag) {
