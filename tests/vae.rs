@@ -101,7 +101,7 @@ fn a_flow_vae_learns_and_writes_every_artifact() {
     for tag in [
         "train/elbo",
         "train/recon",
-        "train/kl",
+        "train/kl_z",
         "train/log_det",
         "train/beta",
         "train/grad_norm",

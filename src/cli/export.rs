@@ -96,6 +96,7 @@ fn curves(run: &Path) -> Result<Vec<Curve>> {
         "train/loss",
         "train/elbo",
         "train/kl",
+        "train/kl_z",
         "train/log_det",
         "train/nll",
     ];

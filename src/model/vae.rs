@@ -11,7 +11,7 @@
 //! KL = ln q0(z0|x) − Σ ln|det| − ln p(z_K). The loss is −E[ln p(x|z) − β · KL], β from
 //! `train.beta` (warm-up, Bowman et al. 2016; Sønderby et al. 2016).
 //!
-//! Logged terms (nats per image): `train/elbo`, `train/recon` = −E ln p(x|z), `train/kl`,
+//! Logged terms (nats per image): `train/elbo`, `train/recon` = −E ln p(x|z), `train/kl_z` (the KL term, as HI-VAE names it; flow fits log `train/kl` = KL(q‖p) to their target),
 //! `train/log_det` (mean Σ ln|det|); `val/elbo` per logging step. Final metrics: ELBO on each
 //! split and the importance-weighted NLL on the test split (see [`super::vae_eval`]).
 use super::posterior::{diag_normal_log_prob, gaussian_kl, Posterior, PosteriorConfig};
@@ -327,7 +327,7 @@ impl Model for Vae {
             let mean = |v: &Tensor| v.mean(v.kind()).detach();
             terms.push(("elbo", mean(&(&t.log_px - &t.kl))));
             terms.push(("recon", -mean(&t.log_px)));
-            terms.push(("kl", mean(&t.kl)));
+            terms.push(("kl_z", mean(&t.kl)));
             terms.push(("log_det", mean(&t.log_det)));
             for (name, ld) in self.posterior.layer_names().into_iter().zip(&t.layers) {
                 layers.push((name, mean(ld)));
