@@ -125,14 +125,6 @@ impl Curves {
                     PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font(label_font())
-            .draw()
-            .map_err(drawing)?;
-        Ok(())
+        super::draw_legend(&mut chart)
     }
 }

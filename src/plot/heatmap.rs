@@ -3,6 +3,7 @@
 use super::{drawing, label_font, tick, title_font};
 use crate::grid::Grid2d;
 use anyhow::{ensure, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use tch::{Device, Tensor};
@@ -172,23 +173,12 @@ impl Heatmap {
             .y_label_formatter(&tick)
             .draw()
             .map_err(drawing)?;
-        let (px, py) = chart.plotting_area().get_pixel_range();
-        let (w, h) = ((px.end - px.start) as usize, (py.end - py.start) as usize);
-        let mut rgb = Vec::with_capacity(w * h * 3);
-        for r in 0..h {
+        fill_plot_area(&mut chart, (self.x.0, self.y.1), |r, c, w, h| {
             // Image row r is the grid row at height 1 − (r + ½)/h.
             let gy = ((h - 1 - r) * self.ny / h.max(1)).min(self.ny - 1);
-            for c in 0..w {
-                let gx = (c * self.nx / w.max(1)).min(self.nx - 1);
-                let RGBColor(r8, g8, b8) = viridis(t(values[gy * self.nx + gx]));
-                rgb.extend([r8, g8, b8]);
-            }
-        }
-        if let Some(img) =
-            BitMapElement::with_owned_buffer((self.x.0, self.y.1), (w as u32, h as u32), rgb)
-        {
-            chart.draw_series(std::iter::once(img)).map_err(drawing)?;
-        }
+            let gx = (c * self.nx / w.max(1)).min(self.nx - 1);
+            viridis(t(values[gy * self.nx + gx]))
+        })?;
         let (x, y) = (self.x, self.y);
         let inside = self
             .points
@@ -224,20 +214,33 @@ impl Heatmap {
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(drawing)?;
-        let (px, py) = chart.plotting_area().get_pixel_range();
-        let (w, h) = ((px.end - px.start) as usize, (py.end - py.start) as usize);
-        let mut rgb = Vec::with_capacity(w * h * 3);
-        for r in 0..h {
-            let RGBColor(r8, g8, b8) = viridis(1.0 - r as f64 / (h.max(2) - 1) as f64);
-            for _ in 0..w {
-                rgb.extend([r8, g8, b8]);
-            }
-        }
-        if let Some(img) = BitMapElement::with_owned_buffer((0.0, hi), (w as u32, h as u32), rgb) {
-            chart.draw_series(std::iter::once(img)).map_err(drawing)?;
-        }
+        fill_plot_area(&mut chart, (0.0, hi), |r, _, _, h| {
+            viridis(1.0 - r as f64 / (h.max(2) - 1) as f64)
+        })?;
         Ok(())
     }
+}
+
+/// Paints a chart's whole plotting area pixel by pixel: `colour(row, column, width, height)`;
+/// `top_left` is the area's top-left corner in data coordinates.
+fn fill_plot_area<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    top_left: (f64, f64),
+    colour: impl Fn(usize, usize, usize, usize) -> RGBColor,
+) -> Result<()> {
+    let (px, py) = chart.plotting_area().get_pixel_range();
+    let (w, h) = ((px.end - px.start) as usize, (py.end - py.start) as usize);
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for r in 0..h {
+        for c in 0..w {
+            let RGBColor(r8, g8, b8) = colour(r, c, w, h);
+            rgb.extend([r8, g8, b8]);
+        }
+    }
+    if let Some(img) = BitMapElement::with_owned_buffer(top_left, (w as u32, h as u32), rgb) {
+        chart.draw_series(std::iter::once(img)).map_err(drawing)?;
+    }
+    Ok(())
 }
 
 /// Viridis at t ∈ [0, 1].

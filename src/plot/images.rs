@@ -172,14 +172,6 @@ impl Scatter {
                 .label(format!("{} {k}", self.legend))
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font(label_font())
-            .draw()
-            .map_err(drawing)?;
-        Ok(())
+        super::draw_legend(&mut chart)
     }
 }

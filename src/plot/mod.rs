@@ -190,6 +190,20 @@ pub fn format_of(path: &Path, default: Format) -> Result<Format> {
     }
 }
 
+/// The legend of a chart's labelled series, in the upper right corner.
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(label_font())
+        .draw()
+        .map_err(drawing)
+}
+
 /// A tick label: short, without trailing zeros, in scientific notation far from 1.
 pub(crate) fn tick(v: &f64) -> String {
     let v = *v;
