@@ -23,25 +23,25 @@ need() { # config files…: train the ones without metrics.json, two at a time
 runs() { for n in "$@"; do printf '%s ' "$root/$n"; done; }
 
 need experiments/planar-u1-k8.json experiments/radial-u1-k8.json
-"$flowlab" plot fig1 --out "$root/planar-u1-k8/figures/seed_fig1.png"
-"$flowlab" export $(runs planar-u1-k8 radial-u1-k8) --out notebooks-export/change-of-variables.ipynb \
+"$flowlab" plot fig1 --out "$root/planar-u1-k8/figures/fig1.png"
+"$flowlab" export $(runs planar-u1-k8 radial-u1-k8) --out notebooks-export/change-of-variables.ipynb --figures fig1,samples \
   --title "Change of variables: N(0, I) through planar and radial layers" \
-  --intro "seed_fig1.png is the seed's Fig. 1 (N(0, I), after one planar layer u = (1, 0), w = (5, 0), b = 0, after one radial layer z0 = (0.5, 0), α = 0.5, β = 1); the two runs fit 8 such layers to U1 by reverse KL."
+  --intro "fig1.png is Rezende & Mohamed (2015)'s Fig. 1 (N(0, I), after one planar layer u = (1, 0), w = (5, 0), b = 0, after one radial layer z0 = (0.5, 0), α = 0.5, β = 1); the two runs fit 8 such layers to U1 by reverse KL."
 
 need experiments/planar-u{1,2,3,4}-k8.json experiments/radial-u{1,2,3,4}-k8.json
-"$flowlab" export $(runs planar-u{1,2,3,4}-k8 radial-u{1,2,3,4}-k8) --out notebooks-export/flows-on-u1-u4.ipynb \
+"$flowlab" export $(runs planar-u{1,2,3,4}-k8 radial-u{1,2,3,4}-k8) --out notebooks-export/flows-on-u1-u4.ipynb --figures samples \
   --title "Planar and radial flows (K = 8) on the targets U1–U4" \
   --intro "Reverse-KL fits of Rezende & Mohamed's four energies; KL(q‖p) = F + ln Z is in each run's metrics."
 
 need experiments/density-{nice,realnvp,maf}-{moons,checkerboard}.json
-"$flowlab" export $(runs density-{nice,realnvp,maf}-{moons,checkerboard}) --out notebooks-export/density-estimation.ipynb \
+"$flowlab" export $(runs density-{nice,realnvp,maf}-{moons,checkerboard}) --out notebooks-export/density-estimation.ipynb --figures density \
   --title "Density estimation: NICE, RealNVP and MAF on two toy sets" \
   --intro "Maximum likelihood on 20,000 points; test NLL in nats in each run's metrics."
 
 need experiments/mnist-vae-z2.json experiments/mnist-vae-z5.json experiments/mnist-ae.json
-"$flowlab" export $(runs mnist-vae-z2 mnist-vae-z5 mnist-ae) --out notebooks-export/vae-latent-space.ipynb \
-  --title "The VAE and its latent space (seed Fig. 2)" \
-  --intro "A 2-D latent VAE (codes coloured by digit), a 5-D latent VAE (posterior samples of one digit, seed Fig. 2a; sweeps of three latent dimensions, Fig. 2b), and the deterministic autoencoder of seed §2."
+"$flowlab" export $(runs mnist-vae-z2 mnist-vae-z5 mnist-ae) --out notebooks-export/vae-latent-space.ipynb --figures latent_codes,posterior_samples,latent_sweep \
+  --title "The VAE and its latent space" \
+  --intro "A 2-D latent VAE (codes coloured by digit), a 5-D latent VAE (posterior samples of one digit; sweeps of three latent dimensions), and a deterministic autoencoder (Hinton & Salakhutdinov 2006)."
 
 mnist=(mnist-vae mnist-planar-k4 mnist-planar-k16 mnist-radial-k4 mnist-iaf-k4 mnist-o-snf-k4 mnist-h-snf-k4 mnist-t-snf-k4)
 need $(for n in "${mnist[@]}"; do printf 'experiments/%s.json ' "$n"; done)
