@@ -1,5 +1,6 @@
-//! flowlab's Adam against the textbook update (Kingma & Ba 2015, Algorithm 1) in plain f64.
-use flowlab::experiment::config::AdamConfig;
+//! flowlab's Adam and Adamax against the textbook updates (Kingma & Ba 2015, Algorithms 1 and
+//! 2) in plain f64.
+use flowlab::experiment::config::{AdamConfig, Algorithm};
 use flowlab::experiment::optim::Adam;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -22,6 +23,7 @@ fn textbook(weight_decay: f64) {
         .var_copy("p", &Tensor::from_slice(&[1.0f64, -2.0, 0.5]));
     vs.double(); // compare in float64
     let cfg = AdamConfig {
+        algorithm: Algorithm::Adam,
         lr: 0.1,
         beta1: 0.9,
         beta2: 0.99,
@@ -59,6 +61,62 @@ fn textbook(weight_decay: f64) {
     assert_eq!(opt.step, 25);
 }
 
+/// Adamax (Kingma & Ba 2015, Algorithm 2, with torch.optim.Adamax's ε inside the max):
+/// u_t = max(β2·u_{t−1}, |g_t| + ε), θ_t = θ_{t−1} − (α / (1 − β1^t))·m_t / u_t; fused (CPU) and
+/// tensor-op forms both follow it.
+#[test]
+fn adamax_follows_the_textbook_update_in_both_forms() {
+    for fused in [true, false] {
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let p = vs
+            .root()
+            .var_copy("p", &Tensor::from_slice(&[1.0f64, -2.0, 0.5]));
+        vs.double();
+        let cfg = AdamConfig {
+            algorithm: Algorithm::Adamax,
+            lr: 5e-2,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            weight_decay: 0.0,
+        };
+        let mut opt = Adam::new(&vs, cfg.clone());
+        let c = [1.0, 0.3, 2.0];
+        let mut q = [1.0f64, -2.0, 0.5];
+        let (mut m, mut u) = ([0.0f64; 3], [0.0f64; 3]);
+        for t in 1..=30 {
+            opt.zero_grad();
+            (p.pow_tensor_scalar(4) * Tensor::from_slice(&c))
+                .sum(Kind::Double)
+                .backward();
+            if fused {
+                opt.step();
+            } else {
+                opt.step_with_tensor_ops();
+            }
+            for i in 0..3 {
+                let g = 4.0 * c[i] * q[i].powi(3);
+                m[i] = cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g;
+                u[i] = (cfg.beta2 * u[i]).max(g.abs() + cfg.eps);
+                q[i] -= cfg.lr / (1.0 - cfg.beta1.powi(t)) * m[i] / u[i];
+            }
+        }
+        let got = Vec::<f64>::try_from(&p).unwrap();
+        for i in 0..3 {
+            assert!(
+                (got[i] - q[i]).abs() < 1e-12,
+                "fused {fused}: p[{i}] = {} vs textbook {}",
+                got[i],
+                q[i]
+            );
+        }
+    }
+    // The config names it.
+    let cfg: AdamConfig =
+        serde_json::from_str(r#"{"algorithm": "adamax", "lr": 5e-4, "eps": 1e-7}"#).unwrap();
+    assert_eq!(cfg.algorithm, Algorithm::Adamax);
+}
+
 /// Two copies of one model of float32 parameters, large enough that the fused CPU update splits
 /// over threads, and small ones besides.
 fn twin_models() -> (nn::VarStore, nn::VarStore) {
@@ -86,10 +144,8 @@ fn quartic_loss(vs: &nn::VarStore) -> Tensor {
 fn fused_cpu_step_matches_the_tensor_op_step() {
     let cfg = AdamConfig {
         lr: 0.01,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
         weight_decay: 0.01,
+        ..Default::default()
     };
     tch::set_num_threads(2);
     let (a, b) = twin_models();

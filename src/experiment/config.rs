@@ -112,6 +112,10 @@ impl Default for TrainConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdamConfig {
+    /// `"adam"` (Kingma & Ba 2015, Algorithm 1) or `"adamax"` (ibid., Algorithm 2, the
+    /// infinity-norm variant the Sylvester-flows paper trains with; ε inside the max, as
+    /// torch.optim.Adamax).
+    pub algorithm: Algorithm,
     pub lr: f64,
     pub beta1: f64,
     pub beta2: f64,
@@ -122,6 +126,7 @@ pub struct AdamConfig {
 impl Default for AdamConfig {
     fn default() -> Self {
         AdamConfig {
+            algorithm: Algorithm::Adam,
             lr: 1e-3,
             beta1: 0.9,
             beta2: 0.999,
@@ -129,6 +134,15 @@ impl Default for AdamConfig {
             weight_decay: 0.0,
         }
     }
+}
+
+/// Which update [`super::optim::Adam`] makes.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    #[default]
+    Adam,
+    Adamax,
 }
 
 /// β_t = start + (end − start) · min(1, t / anneal_steps): the inverse temperature of a

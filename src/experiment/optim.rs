@@ -1,9 +1,11 @@
-//! Adam (Kingma & Ba 2015) over a VarStore's trainable variables, with state that can be saved
-//! and restored so `--resume` continues exactly where a run stopped.
-use super::config::AdamConfig;
+//! Adam and Adamax (Kingma & Ba 2015, Algorithms 1 and 2) over a VarStore's trainable
+//! variables, with state that can be saved and restored so `--resume` continues exactly where a
+//! run stopped.
+use super::config::{AdamConfig, Algorithm};
 use anyhow::{Context, Result};
 use tch::{nn, Kind, Tensor};
 
+/// Adam, or Adamax when the config says so (`v` then holds the infinity norm u).
 pub struct Adam {
     cfg: AdamConfig,
     /// (name, parameter, first moment, second moment), sorted by name.
@@ -145,13 +147,20 @@ impl Adam {
         let c = &self.cfg;
         let bc1 = 1.0 - c.beta1.powi(self.step as i32);
         let bc2 = 1.0 - c.beta2.powi(self.step as i32);
-        // p −= s · m / (√v + ε√bc2), s = lr √bc2 / bc1: the bias corrections folded into scalars.
+        let adamax = c.algorithm == Algorithm::Adamax;
         Coefficients {
             one_minus_beta1: 1.0 - c.beta1,
             one_minus_beta2: 1.0 - c.beta2,
-            step_size: c.lr * bc2.sqrt() / bc1,
-            eps: c.eps * bc2.sqrt(),
+            // Adam: p −= s · m / (√v + ε√bc2), s = lr √bc2 / bc1 (the bias corrections folded
+            // into scalars). Adamax: u = max(β2 u, |g| + ε), p −= (lr / bc1) · m / u.
+            step_size: if adamax {
+                c.lr / bc1
+            } else {
+                c.lr * bc2.sqrt() / bc1
+            },
+            eps: if adamax { c.eps } else { c.eps * bc2.sqrt() },
             weight_decay: c.weight_decay,
+            adamax,
         }
     }
 
@@ -194,6 +203,7 @@ struct Coefficients {
     step_size: f64,
     eps: f64,
     weight_decay: f64,
+    adamax: bool,
 }
 
 /// Seven dispatches per parameter (lerp, addcdiv), for any device.
@@ -202,9 +212,15 @@ fn tensor_update(p: &mut Tensor, mut g: Tensor, m: &mut Tensor, v: &mut Tensor, 
         g = &g + &*p * k.weight_decay;
     }
     let _ = m.lerp_(&g, k.one_minus_beta1);
-    let _ = v.lerp_(&g.square(), k.one_minus_beta2);
-    let mut denom = v.sqrt();
-    let _ = denom.g_add_scalar_(k.eps).g_mul_scalar_(-1.0 / k.step_size);
+    let mut denom = if k.adamax {
+        let u = (&*v * (1.0 - k.one_minus_beta2)).maximum(&(g.abs() + k.eps));
+        v.copy_(&u);
+        u
+    } else {
+        let _ = v.lerp_(&g.square(), k.one_minus_beta2);
+        v.sqrt() + k.eps
+    };
+    let _ = denom.g_mul_scalar_(-1.0 / k.step_size);
     let _ = p.addcdiv_(m, &denom);
 }
 
@@ -267,11 +283,17 @@ fn fused_update<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], k: &Coe
 fn fused_chunk<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], k: &Coefficients) {
     let (b1, b2) = (T::of(k.one_minus_beta1), T::of(k.one_minus_beta2));
     let (s, eps, wd) = (T::of(k.step_size), T::of(k.eps), T::of(k.weight_decay));
+    let beta2 = T::of(1.0 - k.one_minus_beta2);
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let g = g + wd * *p;
         *m = *m + b1 * (g - *m);
-        *v = *v + b2 * (g * g - *v);
-        *p = *p - s * *m / (v.sqrt() + eps);
+        if k.adamax {
+            *v = (beta2 * *v).max(g.abs() + eps);
+            *p = *p - s * *m / *v;
+        } else {
+            *v = *v + b2 * (g * g - *v);
+            *p = *p - s * *m / (v.sqrt() + eps);
+        }
     }
 }
 
@@ -307,6 +329,8 @@ trait Real:
     fn of(x: f64) -> Self;
     fn to_f64(self) -> f64;
     fn sqrt(self) -> Self;
+    fn abs(self) -> Self;
+    fn max(self, other: Self) -> Self;
 }
 
 impl Real for f32 {
@@ -319,6 +343,12 @@ impl Real for f32 {
     fn sqrt(self) -> Self {
         f32::sqrt(self)
     }
+    fn abs(self) -> Self {
+        f32::abs(self)
+    }
+    fn max(self, other: Self) -> Self {
+        f32::max(self, other)
+    }
 }
 
 impl Real for f64 {
@@ -330,5 +360,11 @@ impl Real for f64 {
     }
     fn sqrt(self) -> Self {
         f64::sqrt(self)
+    }
+    fn abs(self) -> Self {
+        f64::abs(self)
+    }
+    fn max(self, other: Self) -> Self {
+        f64::max(self, other)
     }
 }
