@@ -205,8 +205,10 @@ fn a_small_glow_on_mnist_learns_and_reports_bits_per_dim() {
     let m = metrics(&run);
     let bpd = m["test_bits_per_dim"].as_f64().unwrap();
     assert!((bpd - m["test_nll"].as_f64().unwrap() / (784.0 * 2f64.ln())).abs() < 1e-9);
-    // Uniform noise on [0, 256) is 8 bits/dim; anything learned is below it.
-    assert!(bpd < 6.0, "bits/dim {bpd}");
+    // Uniform noise on [0, 256) is 8 bits/dim; anything learned is below it. And a density of
+    // dequantized pixels lower-bounds a probability (Theis et al. 2016), so bits/dim ≥ 0 on
+    // real images: a negative value would mean a Jacobian counted wrongly.
+    assert!(bpd < 6.0 && bpd > 0.0, "bits/dim {bpd}");
     let scalars = std::fs::read_to_string(run.join("scalars.csv")).unwrap();
     for tag in [
         "train/bits_per_dim",
@@ -282,4 +284,37 @@ fn image_layers_on_a_two_pixel_image_integrate_to_one() {
         let integral = density_integral(&f, &Grid2d::from_samples(&y, 1000)).unwrap();
         assert!((integral - 1.0).abs() < 1e-3, "{what}: ∫q = {integral}");
     }
+}
+
+/// The image data transform z = logit(α + (1 − 2α) ỹ/256) against its closed form: z itself and
+/// ln|dz/dỹ| = ln(1 − 2α) − ln 256 − ln p − ln(1 − p) per pixel, p = α + (1 − 2α) ỹ/256, summed
+/// over the pixels; and the sampling direction inverts it.
+#[test]
+fn dequantization_and_logit_have_the_closed_form_jacobian() {
+    use flowlab::model::preprocess::Preprocess;
+    let alpha = 0.05;
+    let pre = Preprocess::Dequantize {
+        alpha,
+        shape: [1, 2, 3],
+    };
+    tch::manual_seed(4);
+    let y = Tensor::rand([50, 6], (Kind::Double, tch::Device::Cpu)) * 256.0;
+    let (z, ld) = pre.chain().inverse(&y, None).unwrap();
+    let p = (&y / 256.0) * (1.0 - 2.0 * alpha) + alpha;
+    let q: Tensor = 1.0 - &p;
+    let z_ref = (&p / &q).log();
+    let ld_ref = (-p.log() - q.log() + ((1.0 - 2.0 * alpha) / 256.0f64).ln()).sum_dim_intlist(
+        1,
+        false,
+        Kind::Double,
+    );
+    let err = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
+    assert!(err(&z, &z_ref) < 1e-9, "z off by {}", err(&z, &z_ref));
+    assert!(
+        err(&ld, &ld_ref) < 1e-9,
+        "log-det off by {}",
+        err(&ld, &ld_ref)
+    );
+    let (back, ld_fwd) = pre.chain().forward(&z, None).unwrap();
+    assert!(err(&back, &y) < 1e-9 && err(&ld_fwd, &(-&ld_ref)) < 1e-9);
 }

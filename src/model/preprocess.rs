@@ -41,12 +41,13 @@ impl Preprocess {
             }
             Preprocess::Dequantize { alpha, .. } => {
                 let scale = 256.0 / (1.0 - 2.0 * alpha);
-                let opts = (Kind::Float, tch::Device::Cpu);
+                // Float64 scalars: they keep a float64 model exact and, being 0-dimensional,
+                // leave float32 data in float32.
                 vec![
                     Box::new(Sigmoid),
                     Box::new(Affine::new(
-                        Tensor::from(-alpha * scale).to_kind(opts.0),
-                        Tensor::from(scale.ln()).to_kind(opts.0),
+                        Tensor::from(-alpha * scale),
+                        Tensor::from(scale.ln()),
                     )),
                 ]
             }
