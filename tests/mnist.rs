@@ -68,3 +68,34 @@ fn corrupt_files_are_named() {
     let err = mnist::load(&dir, "test").err().unwrap().to_string();
     assert!(err.contains("test-images-idx3-ubyte"), "{err}");
 }
+
+/// `make mnist-full` verifies the SHA-256 of every file: a corrupt or missing file is refused,
+/// naming it with both hashes.
+#[test]
+fn the_full_mnist_fetcher_refuses_files_that_do_not_match_their_hashes() {
+    let dir = common::scratch("mnist-full-verify");
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+    ] {
+        std::fs::write(dir.join(name), b"not mnist").unwrap();
+    }
+    let o = std::process::Command::new(common::python())
+        .args([
+            "data/fetch_mnist_full.py",
+            "--verify",
+            dir.to_str().unwrap(),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{e}");
+    assert!(e.contains("4 of 4 MNIST files do not verify"), "{e}");
+    assert!(
+        e.contains("train-images-idx3-ubyte: sha256 ") && e.contains("expected ba891046e650"),
+        "{e}"
+    );
+    assert!(e.contains("t10k-labels-idx1-ubyte: sha256 missing"), "{e}");
+}
