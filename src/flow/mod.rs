@@ -29,6 +29,7 @@ pub mod permute;
 pub mod planar;
 pub mod radial;
 pub mod sylvester;
+pub mod sylvester_parts;
 
 use crate::bijector::{Bijector, Chain};
 use anyhow::{ensure, Context, Result};

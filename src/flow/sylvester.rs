@@ -11,7 +11,8 @@
 //! The map is invertible when r₁,ᵢᵢ r₂,ᵢᵢ > −1/‖h′‖∞ = −1; [`upper_triangular`] produces diagonals
 //! through a (slightly shrunk) tanh, so the product lies in (−1, 1). Three ways to get Q (paper §3):
 //! - O-SNF: any D×M matrix made orthonormal by [`orthogonalize`] (iterative, paper eq. 15);
-//! - H-SNF: a product of Householder reflections, [`householder`] (M = D);
+//! - H-SNF: a product of Householder reflections, applied to vectors one reflection at a time
+//!   ([`householder`] forms the matrix, for checks);
 //! - T-SNF: Q = I or the reversal permutation, alternating between steps, [`permutation`].
 //!
 //! All parameters may carry a leading batch axis (`q: [batch, D, M]`, …) when an encoder
@@ -34,16 +35,37 @@
 //! assert!(f.inverse(&y, None).unwrap().0.allclose(&z, 1e-8, 1e-8, false));
 //! ```
 use super::params::{uniform, LayerParams, Piece};
+pub use super::sylvester_parts::{householder, orthogonalize, permutation, upper_triangular};
 use super::{check_length, numbered, FlowLayer, LayerInput, LayerSpec, Site};
-use crate::bijector::{expect_dim, Bijector, FlowError, FlowResult};
+use crate::bijector::{expect_dim, Bijector, FlowResult};
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 pub struct SylvesterFlow {
-    q: Tensor,
+    q: Orthogonal,
     r1: Tensor,
     r2: Tensor,
     b: Tensor,
+}
+
+/// How Q is held: as a matrix `[(batch,) D, M]`, or (H-SNF) as the unit vectors of its
+/// reflections `[(batch,) n, D]`, Q = H_1 ⋯ H_n, applied to vectors one reflection at a time
+/// (O(nD) per sample) instead of forming the D×D matrix (O(nD²) per sample, as the paper's code
+/// does for amortized Q).
+enum Orthogonal {
+    Matrix(Tensor),
+    Reflections(Tensor),
+}
+
+/// x ↦ H_i x = x − 2 u_i (u_iᵀ x) for i in `order`: `x: [batch, D]`, `u: [(batch,) n, D]` unit rows.
+fn reflect(x: &Tensor, u: &Tensor, order: impl Iterator<Item = i64>) -> Tensor {
+    let mut x = x.shallow_clone();
+    for i in order {
+        let ui = u.select(-2, i);
+        let dot = (&x * &ui).sum_dim_intlist(-1, true, x.kind());
+        x = x - dot * ui * 2.0;
+    }
+    x
 }
 
 /// `x: [batch, n]` times `m: [n, k]` or `[batch, n, k]` → `[batch, k]`.
@@ -55,11 +77,51 @@ impl SylvesterFlow {
     /// `q: [(batch,) D, M]` with orthonormal columns, `r1, r2: [(batch,) M, M]` upper triangular
     /// with r₁,ᵢᵢ r₂,ᵢᵢ > −1, `b: [(batch,) M]`.
     pub fn new(q: Tensor, r1: Tensor, r2: Tensor, b: Tensor) -> Self {
-        SylvesterFlow { q, r1, r2, b }
+        SylvesterFlow {
+            q: Orthogonal::Matrix(q),
+            r1,
+            r2,
+            b,
+        }
+    }
+
+    /// H-SNF with Q = H_1 ⋯ H_n given by its reflection vectors `v: [(batch,) n, D]` (any
+    /// non-zero length): the same map as `new(householder(v), …)`, without forming Q.
+    pub fn with_reflections(v: &Tensor, r1: Tensor, r2: Tensor, b: Tensor) -> Self {
+        let unit = v / v
+            .square()
+            .sum_dim_intlist(-1, true, v.kind())
+            .sqrt()
+            .clamp_min(1e-12);
+        SylvesterFlow {
+            q: Orthogonal::Reflections(unit),
+            r1,
+            r2,
+            b,
+        }
     }
 
     fn dim(&self) -> i64 {
-        self.q.size()[self.q.dim() - 2]
+        match &self.q {
+            Orthogonal::Matrix(q) => q.size()[q.dim() - 2],
+            Orthogonal::Reflections(u) => u.size()[u.dim() - 1],
+        }
+    }
+
+    /// Qᵀz, `[batch, M]` (reflections: H_n ⋯ H_1 z).
+    fn q_transpose_times(&self, z: &Tensor) -> Tensor {
+        match &self.q {
+            Orthogonal::Matrix(q) => vecmat(z, q),
+            Orthogonal::Reflections(u) => reflect(z, u, 0..u.size()[u.dim() - 2]),
+        }
+    }
+
+    /// Qx, `[batch, D]` (reflections: H_1 ⋯ H_n x).
+    fn q_times(&self, x: &Tensor) -> Tensor {
+        match &self.q {
+            Orthogonal::Matrix(q) => vecmat(x, &q.transpose(-2, -1)),
+            Orthogonal::Reflections(u) => reflect(x, u, (0..u.size()[u.dim() - 2]).rev()),
+        }
     }
 
     /// The diagonal products r₁,ᵢᵢ r₂,ᵢᵢ, `[(batch,) M]` (each > −1 for invertibility).
@@ -78,24 +140,21 @@ impl SylvesterFlow {
 
     /// Q R₁ h, `[batch, D]`.
     fn shift(&self, h: &Tensor) -> Tensor {
-        vecmat(
-            &vecmat(h, &self.r1.transpose(-2, -1)),
-            &self.q.transpose(-2, -1),
-        )
+        self.q_times(&vecmat(h, &self.r1.transpose(-2, -1)))
     }
 }
 
 impl Bijector for SylvesterFlow {
     fn forward(&self, z: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
         expect_dim(z, self.dim(), "sylvester")?;
-        let a = vecmat(z, &self.q);
+        let a = self.q_transpose_times(z);
         let h = (vecmat(&a, &self.r2.transpose(-2, -1)) + &self.b).tanh();
         Ok((z + self.shift(&h), self.log_det_from_tanh(&h)))
     }
 
     fn inverse(&self, y: &Tensor, _context: Option<&Tensor>) -> FlowResult<(Tensor, Tensor)> {
         expect_dim(y, self.dim(), "sylvester")?;
-        let t = vecmat(y, &self.q);
+        let t = self.q_transpose_times(y);
         let m = t.size()[1];
         // Rows M−1 … 0 of a + R₁ h(R₂ a + b) = t; row i involves a_i and the already solved a_{>i}.
         let mut a_rev: Vec<Tensor> = Vec::new();
@@ -129,89 +188,6 @@ impl Bijector for SylvesterFlow {
 
     fn layers(&self) -> Vec<&dyn Bijector> {
         vec![self]
-    }
-}
-
-/// R₁ = triu₁(full) + diag(c·tanh(d1)) and R₂ = triu₁(fullᵀ) + diag(c·tanh(d2)), triu₁ the strict
-/// upper triangle (the paper's code shares one free matrix between R₁ and R₂), with c = 1 − 10⁻⁴.
-/// `full: [(b,) M, M]`, `d1, d2: [(b,) M]`. The paper uses tanh alone, so r₁,ᵢᵢ r₂,ᵢᵢ ∈ (−1, 1)
-/// in exact arithmetic; but tanh rounds to ±1 in floating point for large inputs, and a product
-/// of exactly −1 makes the map singular. The factor c keeps the product ≥ −(1 − 2·10⁻⁴), so
-/// ln|det| stays finite for any encoder output.
-pub fn upper_triangular(full: &Tensor, d1: &Tensor, d2: &Tensor) -> (Tensor, Tensor) {
-    const C: f64 = 1.0 - 1e-4;
-    let strict = |m: &Tensor| m.triu(1);
-    (
-        strict(full) + (d1.tanh() * C).diag_embed(0, -2, -1),
-        strict(&full.transpose(-2, -1)) + (d2.tanh() * C).diag_embed(0, -2, -1),
-    )
-}
-
-/// Iterative orthogonalization (paper eq. 15, Kovarik 1970; Björck & Bowie 1971): scale Q to unit
-/// Frobenius norm (so all singular values are ≤ 1), then Q ← Q (I + ½(I − QᵀQ)) until
-/// max|QᵀQ − I| is at rounding level. Each step maps a singular value σ to σ(3 − σ²)/2, which
-/// converges to 1 for σ ∈ (0, √3). `q: [(batch,) D, M]`, M ≤ D, full column rank.
-pub fn orthogonalize(q: &Tensor) -> FlowResult<Tensor> {
-    let size = q.size();
-    let m = size[size.len() - 1];
-    let eye = Tensor::eye(m, (q.kind(), q.device()));
-    let norm = q
-        .square()
-        .sum_dim_intlist([-2i64, -1].as_slice(), true, q.kind())
-        .sqrt()
-        .clamp_min(1e-12);
-    let mut q = q / norm;
-    let (tight, loose) = if q.kind() == Kind::Double {
-        (1e-12, 1e-6)
-    } else {
-        (2e-6, 1e-4)
-    };
-    let mut err = f64::INFINITY;
-    for _ in 0..100 {
-        let qtq = q.transpose(-2, -1).matmul(&q);
-        err = tch::no_grad(|| (&qtq - &eye).abs().max().double_value(&[]));
-        if err <= tight {
-            return Ok(q);
-        }
-        q = q.matmul(&(&eye + (&eye - qtq) * 0.5));
-    }
-    if err <= loose {
-        return Ok(q);
-    }
-    Err(FlowError::NotConverged {
-        bijector: "sylvester (orthogonalization of Q)".into(),
-        residual: err,
-        iterations: 100,
-    })
-}
-
-/// Q = H_1 ⋯ H_n with H_i = I − 2 v_i v_iᵀ/‖v_i‖² (H-SNF): `v: [(batch,) n, D]` → `[(batch,) D, D]`,
-/// orthogonal for any non-zero v_i.
-pub fn householder(v: &Tensor) -> Tensor {
-    let size = v.size();
-    let (n, d) = (size[size.len() - 2], size[size.len() - 1]);
-    let eye = Tensor::eye(d, (v.kind(), v.device()));
-    let mut q = eye.shallow_clone();
-    for i in 0..n {
-        let vi = v.select(-2, i);
-        let unit = &vi
-            / vi.square()
-                .sum_dim_intlist(-1, true, v.kind())
-                .sqrt()
-                .clamp_min(1e-12);
-        let h = &eye - unit.unsqueeze(-1).matmul(&unit.unsqueeze(-2)) * 2.0;
-        q = q.matmul(&h);
-    }
-    q
-}
-
-/// T-SNF's Q: the identity (`reverse = false`) or the permutation reversing the D coordinates.
-pub fn permutation(d: i64, reverse: bool, options: (Kind, tch::Device)) -> Tensor {
-    let eye = Tensor::eye(d, options);
-    if reverse {
-        eye.flip([1])
-    } else {
-        eye
     }
 }
 
@@ -380,23 +356,24 @@ impl FlowLayer for SylvesterLayer {
             let lead = full.size()[..full.dim() - 1].to_vec();
             let shaped = |t: Tensor, tail: &[i64]| t.reshape([&lead[..], tail].concat());
             let (r1, r2) = upper_triangular(&shaped(full, &[m, m]), &piece(1), &piece(2));
-            let q = match self.q {
-                QForm::Orthogonal { columns } => orthogonalize(&shaped(piece(4), &[d, columns]))?,
+            let (r1, r2, b) = (input.rep(r1), input.rep(r2), input.rep(piece(3)));
+            // T-SNF's Q is shared by every row; the rest is per row.
+            let flow = match self.q {
+                QForm::Orthogonal { columns } => {
+                    let q = orthogonalize(&shaped(piece(4), &[d, columns]))?;
+                    SylvesterFlow::new(input.rep(q), r1, r2, b)
+                }
                 QForm::Householder { reflections } => {
-                    householder(&shaped(piece(4), &[reflections, d]))
+                    let v = input.rep(shaped(piece(4), &[reflections, d]));
+                    SylvesterFlow::with_reflections(&v, r1, r2, b)
                 }
                 QForm::Triangular => {
                     let p = &v[0];
-                    permutation(d, i % 2 == 1, (p.kind(), p.device()))
+                    let q = permutation(d, i % 2 == 1, (p.kind(), p.device()));
+                    SylvesterFlow::new(q, r1, r2, b)
                 }
             };
-            // T-SNF's Q is shared by every row; the rest is per row.
-            let q = match self.q {
-                QForm::Triangular => q,
-                _ => input.rep(q),
-            };
-            let (r1, r2, b) = (input.rep(r1), input.rep(r2), input.rep(piece(3)));
-            layers.push(Box::new(SylvesterFlow::new(q, r1, r2, b)));
+            layers.push(Box::new(flow));
         }
         Ok(layers)
     }
