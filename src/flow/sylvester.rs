@@ -63,7 +63,7 @@ fn reflect(x: &Tensor, u: &Tensor, order: impl Iterator<Item = i64>) -> Tensor {
     for i in order {
         let ui = u.select(-2, i);
         let dot = (&x * &ui).sum_dim_intlist(-1, true, x.kind());
-        x = x - dot * ui * 2.0;
+        x -= dot * ui * 2.0;
     }
     x
 }
