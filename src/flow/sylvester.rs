@@ -63,7 +63,8 @@ fn reflect(x: &Tensor, u: &Tensor, order: impl Iterator<Item = i64>) -> Tensor {
     for i in order {
         let ui = u.select(-2, i);
         let dot = (&x * &ui).sum_dim_intlist(-1, true, x.kind());
-        x -= dot * ui * 2.0;
+        // Not `-=`: on a tensor that is an in-place update of the caller's input.
+        x = &x - dot * ui * 2.0;
     }
     x
 }
