@@ -272,6 +272,16 @@ fn config_errors_point_into_the_file_even_with_overrides_and_config_prints_the_r
     assert_eq!(resolved["train"]["seed"], 9);
     assert_eq!(resolved["logging"]["figure_format"], "png");
     assert!(!out.join("z").exists(), "config trains nothing");
+    // A config saved with a UTF-8 byte-order mark and CRLF line endings reads the same.
+    let bom = write(
+        &dir,
+        "bom.json",
+        &format!("\u{feff}{}", tiny_config("z", 2, 10).replace('\n', "\r\n")),
+    );
+    let o = flowlab(&["config", bom.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(again["name"], "z");
 
     // A second run of the same name says how to name it.
     let run = |extra: &[&str]| {
