@@ -28,6 +28,7 @@ use crate::bijector::elementwise::{Affine, Elementwise};
 use crate::bijector::law::Law;
 use crate::bijector::spline::RationalQuadraticSpline;
 use crate::bijector::{expect_dim, sum_except_batch, Bijector, FlowResult, Invert, WithContext};
+use crate::nn::init::Init;
 use crate::nn::made::{orders, Made};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
@@ -261,7 +262,7 @@ fn check_made(length: i64, hidden: &[i64], dim: Option<i64>) -> Result<(), Strin
 /// The context network: features → `width` numbers, when the layer is amortized.
 fn context_net(site: &Site, width: i64) -> Option<nn::Linear> {
     site.features
-        .map(|f| nn::linear(site.path / "context", f, width, Default::default()))
+        .map(|f| Init::Kaiming.linear(&(site.path / "context"), f, width))
 }
 
 impl LayerSpec for MafConfig {

@@ -10,6 +10,7 @@
 //! one path: `[K, width]` free, `[K, rows, width]` amortized.
 use super::LayerInput;
 use crate::bijector::Bijector;
+use crate::nn::init::{Init, HEAD_SCALE};
 use anyhow::{bail, Result};
 use tch::{nn, nn::Module, Tensor};
 
@@ -67,7 +68,7 @@ impl LayerParams {
             ),
             Some(f) => {
                 let width: i64 = pieces.iter().map(Piece::numbers).sum();
-                Source::Head(nn::linear(p / "head", f, k * width, Default::default()))
+                Source::Head(Init::Scaled(HEAD_SCALE).linear(&(p / "head"), f, k * width))
             }
         };
         LayerParams { k, pieces, source }

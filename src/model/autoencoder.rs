@@ -8,6 +8,7 @@ use super::{Losses, Model, StepContext};
 use crate::bijector::all_finite;
 use crate::data::images::{ImageData, ImageDataConfig};
 use crate::nn::coders::{Architecture, Decoder, Encoder};
+use crate::nn::init::Init;
 use crate::plot::{Figure, ImageGrid, Scatter};
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -61,11 +62,10 @@ impl Autoencoder {
             data.rows,
             data.cols,
         );
-        let code = nn::linear(
-            &root / "encoder" / "mean",
+        let code = Init::Kaiming.linear(
+            &(&root / "encoder" / "mean"),
             encoder.features,
             config.latent_dim,
-            Default::default(),
         );
         let decoder = Decoder::new(
             &(&root / "decoder"),

@@ -25,6 +25,7 @@ use crate::bijector::{all_finite, Bijector};
 use crate::data::batches::EpochBatches;
 use crate::data::hetero::{ColumnType, Kind};
 use crate::flow::Flow;
+use crate::nn::init::Init;
 use anyhow::{ensure, Context, Result};
 use tch::{nn, nn::Module, Device, Kind as DType, Tensor};
 
@@ -118,12 +119,8 @@ impl Hivae {
             .enumerate()
             .map(|(j, (t, s))| Head::new(&(&root / "decoder" / j), *t, *s, yd, k))
             .collect();
-        let no_bias = nn::LinearConfig {
-            bias: false,
-            ..Default::default()
-        };
         Ok(Hivae {
-            s_head: nn::linear(&enc / "s", width, k, Default::default()),
+            s_head: Init::Kaiming.linear(&(&enc / "s"), width, k),
             posterior: Posterior::new(
                 &enc,
                 &(&root / "posterior"),
@@ -132,14 +129,9 @@ impl Hivae {
                 zd,
             )
             .context("model.hivae.posterior")?,
-            prior_mean: nn::linear(&root / "prior" / "mean", k, zd, no_bias),
+            prior_mean: Init::Kaiming.linear_no_bias(&(&root / "prior" / "mean"), k, zd),
             prior_flow,
-            y_layer: nn::linear(
-                &root / "decoder" / "y",
-                zd,
-                yd * d as i64,
-                Default::default(),
-            ),
+            y_layer: Init::Kaiming.linear(&(&root / "decoder" / "y"), zd, yd * d as i64),
             heads,
             x: x.to_device(device),
             train_seen: mask_tensor(&data.train, n, d).to_device(device),

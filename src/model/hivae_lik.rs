@@ -16,6 +16,7 @@
 //! Errors on imputed cells: numerical columns RMSE / (max − min), categorical the error rate,
 //! ordinal mean |x − x̂| / levels (the release's `error_computation`).
 use crate::data::hetero::{ColumnType, Kind};
+use crate::nn::init::Init;
 use tch::{nn, nn::Module, Kind as DType, Tensor};
 
 /// Normalization statistics of one column (on ln(1 + x) for pos and count).
@@ -101,8 +102,8 @@ impl Head {
         Head {
             t,
             stats,
-            from_y: nn::linear(p / "y", y_dim + s_dim, y_out, Default::default()),
-            from_s: s_out.map(|o| nn::linear(p / "s", s_dim, o, Default::default())),
+            from_y: Init::Kaiming.linear(&(p / "y"), y_dim + s_dim, y_out),
+            from_s: s_out.map(|o| Init::Kaiming.linear(&(p / "s"), s_dim, o)),
         }
     }
 

@@ -11,6 +11,7 @@
 //! trained VAE can initialize a flow VAE) and `posterior.*` (the flow's heads and networks).
 use crate::bijector::Chain;
 use crate::flow::{Flow, LayerConfig, LayerInput};
+use crate::nn::init::Init;
 use anyhow::Result;
 use serde::de::{self, IntoDeserializer};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -139,8 +140,8 @@ impl Posterior {
         };
         Ok(Posterior {
             config: config.clone(),
-            mean: nn::linear(enc / "mean", features, latent, Default::default()),
-            var: nn::linear(enc / "var", features, latent, Default::default()),
+            mean: Init::Kaiming.linear(&(enc / "mean"), features, latent),
+            var: Init::Kaiming.linear(&(enc / "var"), features, latent),
             flow,
         })
     }

@@ -11,6 +11,7 @@
 //!
 //! The encoder returns the features h; the heads that turn h into μ, σ and flow parameters live
 //! with the posterior ([`crate::model::posterior`]).
+use super::init::Init;
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};
@@ -112,7 +113,7 @@ fn mlp(p: &nn::Path, sizes: &[i64]) -> Net {
         sizes
             .windows(2)
             .enumerate()
-            .map(|(i, w)| nn::linear(p / i, w[0], w[1], Default::default()))
+            .map(|(i, w)| Init::Kaiming.linear(&(p / i), w[0], w[1]))
             .collect(),
     )
 }

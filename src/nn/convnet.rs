@@ -1,6 +1,7 @@
 //! The convolutional conditioner of image couplings (Glow §3.3 "NN()"): 3×3 convolution, ReLU,
 //! 1×1 convolution, ReLU, 3×3 convolution initialized to zero so each coupling starts as the
 //! identity. Padding keeps H and W.
+use super::init::Init;
 use crate::bijector::conditioner::Conditioner;
 use tch::{nn, Tensor};
 
@@ -16,22 +17,11 @@ impl ConvNet {
             .enumerate()
             .map(|(i, &(a, b, k))| {
                 let q = p / i;
-                let bound = 1.0 / ((a * k * k) as f64).sqrt();
-                let init = if i == 2 {
-                    nn::Init::Const(0.0)
-                } else {
-                    nn::Init::Uniform {
-                        lo: -bound,
-                        up: bound,
-                    }
-                };
+                let scheme = if i == 2 { Init::Zero } else { Init::Torch };
+                let (w_init, b_init) = scheme.weight_and_bias(a * k * k);
                 (
-                    q.var("weight", &[b, a, k, k], init),
-                    q.var(
-                        "bias",
-                        &[b],
-                        if i == 2 { nn::Init::Const(0.0) } else { init },
-                    ),
+                    q.var("weight", &[b, a, k, k], w_init),
+                    q.var("bias", &[b], b_init),
                     k / 2,
                 )
             })

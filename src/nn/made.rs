@@ -6,6 +6,7 @@
 //! sees hidden unit k iff d > m(h_k) (eq. 13). Each of the `params` outputs per dimension (e.g.
 //! shift and log-scale) gets the degree of its dimension, so the Jacobian ∂out/∂in is strictly
 //! triangular in the order. An optional context input is connected to every hidden unit.
+use super::init::Init;
 use tch::{nn, Kind, Tensor};
 
 pub struct Made {
@@ -54,30 +55,11 @@ impl Made {
                 .reshape([d_out.len() as i64, d_in.len() as i64])
                 .to_device(p.device());
             let q = p / i;
-            let bound = 1.0 / (d_in.len() as f64).sqrt();
-            let last = i + 1 == n;
             // The last layer starts at zero: the flow starts as the identity.
-            let init = if last {
-                nn::Init::Const(0.0)
-            } else {
-                nn::Init::Uniform {
-                    lo: -bound,
-                    up: bound,
-                }
-            };
-            let w = q.var("weight", &[d_out.len() as i64, d_in.len() as i64], init);
-            let b = q.var(
-                "bias",
-                &[d_out.len() as i64],
-                if last {
-                    nn::Init::Const(0.0)
-                } else {
-                    nn::Init::Uniform {
-                        lo: -bound,
-                        up: bound,
-                    }
-                },
-            );
+            let scheme = if i + 1 == n { Init::Zero } else { Init::Torch };
+            let (w_init, b_init) = scheme.weight_and_bias(d_in.len() as i64);
+            let w = q.var("weight", &[d_out.len() as i64, d_in.len() as i64], w_init);
+            let b = q.var("bias", &[d_out.len() as i64], b_init);
             layers.push((w, b, mask));
         }
         let context = (context_dim > 0).then(|| {

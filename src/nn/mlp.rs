@@ -1,4 +1,5 @@
 //! A plain multilayer perceptron, used as the conditioner of coupling layers.
+use super::init::Init;
 use crate::bijector::conditioner::Conditioner;
 use tch::{nn, Tensor};
 
@@ -18,28 +19,14 @@ impl Mlp {
             .map(|i| {
                 let q = p / i;
                 let (fan_in, fan_out) = (sizes[i], sizes[i + 1]);
-                let bound = 1.0 / (fan_in as f64).sqrt();
-                let init = if zero_last && i == n - 1 {
-                    nn::Init::Const(0.0)
+                let scheme = if zero_last && i == n - 1 {
+                    Init::Zero
                 } else {
-                    nn::Init::Uniform {
-                        lo: -bound,
-                        up: bound,
-                    }
+                    Init::Torch
                 };
-                let w = q.var("weight", &[fan_out, fan_in], init);
-                let b = q.var(
-                    "bias",
-                    &[fan_out],
-                    if zero_last && i == n - 1 {
-                        nn::Init::Const(0.0)
-                    } else {
-                        nn::Init::Uniform {
-                            lo: -bound,
-                            up: bound,
-                        }
-                    },
-                );
+                let (w_init, b_init) = scheme.weight_and_bias(fan_in);
+                let w = q.var("weight", &[fan_out, fan_in], w_init);
+                let b = q.var("bias", &[fan_out], b_init);
                 (w, b)
             })
             .collect();

@@ -3,5 +3,6 @@
 //! [`crate::flow`] build them.
 pub mod coders;
 pub mod convnet;
+pub mod init;
 pub mod made;
 pub mod mlp;
