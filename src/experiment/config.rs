@@ -92,6 +92,10 @@ pub struct TrainConfig {
 #[serde(deny_unknown_fields)]
 pub struct EarlyStopping {
     pub patience: i64,
+    /// Count checks without improvement only once the β warm-up has ended (the Sylvester-flow
+    /// paper's protocol: the best weights are still kept during warm-up).
+    #[serde(default)]
+    pub after_warmup: bool,
 }
 
 impl Default for TrainConfig {

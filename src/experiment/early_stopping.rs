@@ -52,13 +52,17 @@ impl EarlyStopping {
         rundir::write_atomic(path, serde_json::to_string(self)?.as_bytes())
     }
 
-    /// Records `value` of the metric at `step`.
-    pub fn check(&mut self, value: f64, step: i64, patience: i64) -> Check {
+    /// Records `value` of the metric at `step`; a check without improvement counts towards
+    /// `patience` only when `counting` (false during a warm-up that does not count).
+    pub fn check(&mut self, value: f64, step: i64, patience: i64, counting: bool) -> Check {
         if self.sign * value < self.best {
             self.best = self.sign * value;
             self.best_step = step;
             self.since = 0;
             return Check::Improved;
+        }
+        if !counting {
+            return Check::Waiting;
         }
         self.since += 1;
         if self.since >= patience {
@@ -71,5 +75,28 @@ impl EarlyStopping {
     /// The best value in the metric's own sign.
     pub fn best_value(&self) -> f64 {
         self.sign * self.best
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patience_counts_only_checks_that_count() {
+        let mut es = EarlyStopping::new("val/elbo", true, 0);
+        assert_eq!(es.check(-100.0, 1, 2, false), Check::Improved);
+        // During warm-up a worse value neither stops nor uses up patience...
+        for step in 2..10 {
+            assert_eq!(es.check(-120.0, step, 2, false), Check::Waiting);
+        }
+        assert_eq!(es.since, 0);
+        // ...but a better one is still kept.
+        assert_eq!(es.check(-90.0, 10, 2, false), Check::Improved);
+        assert_eq!(es.best_step, 10);
+        // After warm-up: two checks without improvement stop.
+        assert_eq!(es.check(-95.0, 11, 2, true), Check::Waiting);
+        assert_eq!(es.check(-95.0, 12, 2, true), Check::Stop);
+        assert_eq!(es.best_value(), -90.0);
     }
 }

@@ -370,7 +370,8 @@ impl Loop<'_> {
             let state = self
                 .early
                 .get_or_insert_with(|| EarlyStopping::new(&format!("val/{name}"), higher, step));
-            let check = state.check(*v, step, es.patience);
+            let counting = !es.after_warmup || step >= self.cfg.train.beta.anneal_steps;
+            let check = state.check(*v, step, es.patience, counting);
             if check == Check::Improved {
                 RunDir::save_weights(&self.dir.best_path(), model.var_store())?;
             }
