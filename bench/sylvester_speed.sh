@@ -49,3 +49,5 @@ for name in names:
     ratio = med["vae"] / med[name]
     print(f"{name:<12}{med[name]:>10.1f}{1000 / med[name]:>10.1f}{ratio:>7.2f}x   " + " ".join(f"{x:.1f}" for x in runs))
 PY
+echo "The T-SNF head's floor in plain PyTorch, one thread (ms):"
+"$py" bench/sylvester_head_pytorch.py
