@@ -263,4 +263,50 @@ fn the_cli_writes_each_format_and_run_figures_follow_the_config() {
         "lists the tags: {}",
         stderr(&o)
     );
+
+    // A paper's number as a dashed reference line: in the legend, and inside the y axis even
+    // far from the curves.
+    let svg = dir.join("curves.svg");
+    let o = flowlab(&[
+        "plot",
+        "curves",
+        run.to_str().unwrap(),
+        "--tag",
+        "train/kl",
+        "--hline",
+        "-1000=published",
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    assert!(texts.contains(&"published"), "legend: {texts:?}");
+    let lowest_tick = texts
+        .iter()
+        .filter_map(|t| t.replace('−', "-").parse::<f64>().ok())
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        lowest_tick <= -900.0,
+        "y axis ends above the line: {texts:?}"
+    );
+    let o = flowlab(&[
+        "plot",
+        "curves",
+        run.to_str().unwrap(),
+        "--hline",
+        "x=published",
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("`x` is not a number"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -80,6 +80,9 @@ pub enum PlotCommand {
         /// Logarithmic y axis (curves spanning decades; needs positive values).
         #[arg(long)]
         log_y: bool,
+        /// A dashed horizontal reference line, `VALUE=LABEL` (e.g. `-86.55=VAE, paper`); repeatable.
+        #[arg(long = "hline", value_parser = parse_hline, allow_hyphen_values = true)]
+        hlines: Vec<(f64, String)>,
         #[command(flatten)]
         out: OutFile,
     },
@@ -322,9 +325,11 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
             labels,
             smooth,
             log_y,
+            hlines,
             out,
         } => {
-            let fig = curves(&runs, &tags, &labels, smooth, log_y)?;
+            let mut fig = curves(&runs, &tags, &labels, smooth, log_y)?;
+            fig.lines = hlines.into_iter().map(|(v, l)| (l, v)).collect();
             out.write(fig.into())?;
         }
         PlotCommand::Run { run_dir, format } => {
@@ -397,6 +402,21 @@ fn smoothed(points: &[(f64, f64)], weight: f64) -> Vec<(f64, f64)> {
             (x, ema / norm)
         })
         .collect()
+}
+
+/// `VALUE=LABEL` of `--hline`.
+fn parse_hline(s: &str) -> Result<(f64, String), String> {
+    let (v, label) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected VALUE=LABEL, got `{s}`"))?;
+    let v: f64 = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{v}` is not a number (in `{s}`)"))?;
+    if !v.is_finite() {
+        return Err(format!("`{s}`: the value must be finite"));
+    }
+    Ok((v, label.trim().to_string()))
 }
 
 /// `plot curves`: tags of several runs on one figure. A run lacking a tag is skipped with a

@@ -1,5 +1,6 @@
 //! Scalar curves of several runs on one chart: one colour and legend entry per run, axis
-//! labels, and a log-scale y axis where a curve spans decades.
+//! labels, a log-scale y axis where a curve spans decades, and dashed horizontal reference lines
+//! (a paper's number beside the learning curves).
 use super::{colour, drawing, label_font, tick, title_font};
 use anyhow::{ensure, Result};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
@@ -12,6 +13,8 @@ pub struct Curves {
     pub y_label: String,
     /// (legend name, points `(x, y)`) per curve; non-finite points are left out.
     pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// Horizontal reference lines (legend name, y), drawn dashed: e.g. a paper's number.
+    pub lines: Vec<(String, f64)>,
     pub log_y: bool,
     pub size: (u32, u32),
 }
@@ -23,6 +26,7 @@ impl Curves {
             x_label: x_label.into(),
             y_label: y_label.into(),
             series: vec![],
+            lines: vec![],
             log_y: false,
             size: (900, 520),
         }
@@ -63,6 +67,12 @@ impl Curves {
                 })
         };
         let (mut x, mut y) = (fold(|p| p.0), fold(|p| p.1));
+        // Reference lines widen the y range, never the x range.
+        for &(_, v) in &self.lines {
+            if v.is_finite() && (!self.log_y || v > 0.0) {
+                y = (y.0.min(v), y.1.max(v));
+            }
+        }
         if x.1 <= x.0 {
             x.1 = x.0 + 1.0;
         }
@@ -123,6 +133,24 @@ impl Curves {
                 .label(name.as_str())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                });
+        }
+        for (i, (name, v)) in self.lines.iter().enumerate() {
+            if !v.is_finite() || (self.log_y && *v <= 0.0) {
+                continue;
+            }
+            let c = colour(self.series.len() + i);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(x.0, *v), (x.1, *v)],
+                    8,
+                    5,
+                    c.stroke_width(2),
+                ))
+                .map_err(drawing)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(1))
                 });
         }
         super::draw_legend(&mut chart)
