@@ -322,11 +322,25 @@ fn gated_conv_coders_map_images_to_features_and_back() {
             .size(),
         vec![3, 2 * 784]
     );
+    // Frey Faces' 28×20: the last encoder kernel is 7×5, the decoder mirrors it.
+    let enc = Encoder::new(&(vs.root() / "fe"), &arch, 28, 20);
+    let dec = Decoder::new(&(vs.root() / "fd"), &arch, 8, 28, 20, 256);
+    let x = tch::Tensor::rand([3, 560], (Kind::Float, tch::Device::Cpu));
+    assert_eq!(enc.forward(&x).size(), vec![3, 256]);
+    assert_eq!(
+        dec.forward(&tch::Tensor::randn([3, 8], (Kind::Float, tch::Device::Cpu)))
+            .size(),
+        vec![3, 256 * 560]
+    );
+    arch.validate(28, 20, "model.vae.architecture").unwrap();
     let err = arch
-        .validate(32, 32, "model.vae.architecture")
+        .validate(30, 28, "model.vae.architecture")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("28×28") && err.contains("32×32"), "{err}");
+    assert!(
+        err.contains("multiples of 4") && err.contains("30×28"),
+        "{err}"
+    );
 }
 
 #[test]

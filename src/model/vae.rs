@@ -32,7 +32,13 @@ pub enum Likelihood {
     /// Gaussian with per-pixel mean σ(·) ∈ (0, 1) and log-variance ≥ ln(1/256²) (grey levels;
     /// Kingma & Welling 2014, Appendix C.2). The floor keeps the density of saturated pixels bounded.
     Gaussian,
+    /// A 256-way categorical per pixel over the grey levels 0..=255 (the Sylvester-flow paper's
+    /// Frey Faces decoder): a discrete likelihood, so −ELBO is reported in bits/dim too.
+    Categorical,
 }
+
+/// The categorical decoder's number of grey levels.
+const LEVELS: i64 = 256;
 
 /// ln σ² floor of the Gaussian decoder: σ ≥ 1/256, one grey level.
 const LOG_VAR_FLOOR: f64 = -11.090_354_888_959_125;
@@ -42,7 +48,19 @@ impl Likelihood {
         match self {
             Likelihood::Bernoulli => 1,
             Likelihood::Gaussian => 2,
+            Likelihood::Categorical => LEVELS,
         }
+    }
+
+    /// True when ln p(x|z) is a log-probability of discrete pixels (bits/dim are meaningful).
+    pub fn is_discrete(self) -> bool {
+        self != Likelihood::Gaussian
+    }
+
+    /// The decoder's `[rows, 256·P]` outputs as `[rows, 256, P]` log-probabilities.
+    fn level_log_probs(out: &Tensor) -> Tensor {
+        let p = out.size()[1] / LEVELS;
+        out.reshape([-1, LEVELS, p]).log_softmax(1, out.kind())
     }
 
     /// ln p(x|z) per row from the decoder's outputs.
@@ -55,6 +73,14 @@ impl Likelihood {
             Likelihood::Gaussian => {
                 let (mean, log_var) = self.split(out);
                 diag_normal_log_prob(x, &mean, &log_var)
+            }
+            Likelihood::Categorical => {
+                // Grey level k/255 → class k (pixels arrive scaled by 1/255).
+                let level = (x * (LEVELS - 1) as f64).round().to_kind(Kind::Int64);
+                Self::level_log_probs(out)
+                    .gather(1, &level.unsqueeze(1), false)
+                    .squeeze_dim(1)
+                    .sum_dim_intlist(-1, false, out.kind())
             }
         }
     }
@@ -73,6 +99,12 @@ impl Likelihood {
         match self {
             Likelihood::Bernoulli => out.sigmoid(),
             Likelihood::Gaussian => self.split(out).0,
+            Likelihood::Categorical => {
+                let probs = Self::level_log_probs(out).exp();
+                let levels =
+                    Tensor::arange(LEVELS, (out.kind(), out.device())) / (LEVELS - 1) as f64;
+                (probs * levels.reshape([1, LEVELS, 1])).sum_dim_intlist(1, false, out.kind())
+            }
         }
     }
 }
@@ -212,12 +244,13 @@ impl Vae {
             .architecture
             .validate(data.rows, data.cols, "model.vae.architecture")?;
         ensure!(
-            data.is_binary() || config.decoder == Likelihood::Gaussian,
-            "model.vae: a bernoulli decoder needs binarized pixels (data.binarize `dynamic` or `static`), not grey levels; use decoder `gaussian` for grey levels"
+            data.is_binary() || config.decoder != Likelihood::Bernoulli,
+            "model.vae: a bernoulli decoder needs binarized pixels (data.binarize `dynamic` or `static`), not grey levels; use decoder `gaussian` or `categorical` for grey levels"
         );
         ensure!(
             !data.is_binary() || config.decoder == Likelihood::Bernoulli,
-            "model.vae: a gaussian decoder models grey levels; set data.binarize to `none`"
+            "model.vae: a {} decoder models grey levels; set data.binarize to `none`",
+            serde_json::to_value(config.decoder)?.as_str().unwrap_or("")
         );
         ensure!(
             config.evaluation.digit < data.test.size()[0],

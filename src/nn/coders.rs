@@ -6,8 +6,8 @@
 //! - `gated_conv`: the gated convolutions of the Sylvester-flow paper (van den Berg et al. 2018,
 //!   appendix; Dauphin et al. 2017): each layer is conv(x) ⊙ σ(conv_g(x)). The encoder maps a
 //!   28×28 image to 256 features in six layers (strides 1, 2, 1, 2, 1 and a 7×7 valid
-//!   convolution), the decoder mirrors it with transposed convolutions and ends in a 1×1
-//!   convolution.
+//!   convolution; 7×5 for Frey Faces' 28×20, as the paper's code), the decoder mirrors it with
+//!   transposed convolutions and ends in a 1×1 convolution.
 //!
 //! The encoder returns the features h; the heads that turn h into μ, σ and flow parameters live
 //! with the posterior ([`crate::model::posterior`]).
@@ -47,51 +47,84 @@ impl Architecture {
                 "field `{field}.mlp.hidden`: needs at least one positive layer size, got {hidden:?}"
             ),
             Architecture::GatedConv {} => ensure!(
-                (rows, cols) == (28, 28),
-                "field `{field}`: gated_conv is built for 28×28 images, the data has {rows}×{cols}"
+                rows % 4 == 0 && cols % 4 == 0 && rows >= 8 && cols >= 8,
+                "field `{field}`: gated_conv halves the image twice (28×28 → 7×7, 28×20 → 7×5), so both sides must be multiples of 4 and at least 8; the data has {rows}×{cols}"
             ),
         }
         Ok(())
     }
 }
 
-/// conv(x) ⊙ σ(conv_g(x)), as a plain or transposed convolution.
-struct Gated {
-    h: Box<dyn Module>,
-    g: Box<dyn Module>,
+/// A 2-D convolution, plain or transposed, with a rectangular kernel (Frey Faces' 28×20 images
+/// need a 7×5 one); its variables are named, shaped and drawn as tch's own conv layers'.
+struct Conv {
+    ws: Tensor,
+    bs: Tensor,
+    stride: i64,
+    padding: i64,
+    output_padding: i64,
+    transposed: bool,
 }
 
-impl Gated {
-    fn conv(p: &nn::Path, i: i64, o: i64, k: i64, stride: i64, padding: i64) -> Self {
-        let c = nn::ConvConfig {
-            stride,
-            padding,
-            ..Default::default()
-        };
-        Gated {
-            h: Box::new(nn::conv2d(p / "h", i, o, k, c)),
-            g: Box::new(nn::conv2d(p / "g", i, o, k, c)),
-        }
-    }
-
-    fn transposed(
+impl Conv {
+    fn new(
         p: &nn::Path,
         i: i64,
         o: i64,
-        k: i64,
-        stride: i64,
-        pad: i64,
-        out_pad: i64,
+        k: [i64; 2],
+        shape: (i64, i64, i64),
+        transposed: bool,
     ) -> Self {
-        let c = nn::ConvTransposeConfig {
-            stride,
-            padding: pad,
-            output_padding: out_pad,
-            ..Default::default()
+        let (stride, padding, output_padding) = shape;
+        let bs = p.var("bias", &[o], nn::Init::Const(0.0));
+        let dims = if transposed {
+            [i, o, k[0], k[1]]
+        } else {
+            [o, i, k[0], k[1]]
         };
+        let ws = p.var("weight", &dims, nn::init::DEFAULT_KAIMING_UNIFORM);
+        Conv {
+            ws,
+            bs,
+            stride,
+            padding,
+            output_padding,
+            transposed,
+        }
+    }
+}
+
+impl Conv {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (s, p) = ([self.stride; 2], [self.padding; 2]);
+        if self.transposed {
+            let op = [self.output_padding; 2];
+            x.conv_transpose2d(&self.ws, Some(&self.bs), s, p, op, 1, [1, 1])
+        } else {
+            x.conv2d(&self.ws, Some(&self.bs), s, p, [1, 1], 1)
+        }
+    }
+}
+
+/// conv(x) ⊙ σ(conv_g(x)), as a plain or transposed convolution.
+struct Gated {
+    h: Conv,
+    g: Conv,
+}
+
+impl Gated {
+    /// `shape`: (stride, padding, output padding of a transposed convolution).
+    fn new(
+        p: &nn::Path,
+        i: i64,
+        o: i64,
+        k: [i64; 2],
+        shape: (i64, i64, i64),
+        transposed: bool,
+    ) -> Self {
         Gated {
-            h: Box::new(nn::conv_transpose2d(p / "h", i, o, k, c)),
-            g: Box::new(nn::conv_transpose2d(p / "g", i, o, k, c)),
+            h: Conv::new(&(p / "h"), i, o, k, shape, transposed),
+            g: Conv::new(&(p / "g"), i, o, k, shape, transposed),
         }
     }
 
@@ -135,18 +168,22 @@ impl Encoder {
                 (mlp(p, &sizes), *hidden.last().unwrap_or(&(rows * cols)))
             }
             Architecture::GatedConv {} => {
+                // The last kernel covers what two stride-2 layers leave: 7×7 of 28×28, 7×5 of 28×20.
+                let last = [rows / 4, cols / 4];
                 let spec = [
-                    (1, 32, 5, 1, 2),
-                    (32, 32, 5, 2, 2),
-                    (32, 64, 5, 1, 2),
-                    (64, 64, 5, 2, 2),
-                    (64, 64, 5, 1, 2),
-                    (64, 256, 7, 1, 0),
+                    (1, 32, [5, 5], 1, 2),
+                    (32, 32, [5, 5], 2, 2),
+                    (32, 64, [5, 5], 1, 2),
+                    (64, 64, [5, 5], 2, 2),
+                    (64, 64, [5, 5], 1, 2),
+                    (64, 256, last, 1, 0),
                 ];
                 let layers = spec
                     .iter()
                     .enumerate()
-                    .map(|(i, &(a, b, k, s, pad))| Gated::conv(&(p / i), a, b, k, s, pad))
+                    .map(|(i, &(a, b, k, s, pad))| {
+                        Gated::new(&(p / i), a, b, k, (s, pad, 0), false)
+                    })
                     .collect();
                 (Net::Conv { layers, out: None }, 256)
             }
@@ -201,19 +238,20 @@ impl Decoder {
                 mlp(p, &sizes)
             }
             Architecture::GatedConv {} => {
+                let first = [rows / 4, cols / 4];
                 let spec = [
-                    (latent, 64, 7, 1, 0, 0),
-                    (64, 64, 5, 1, 2, 0),
-                    (64, 32, 5, 2, 2, 1),
-                    (32, 32, 5, 1, 2, 0),
-                    (32, 32, 5, 2, 2, 1),
-                    (32, 32, 5, 1, 2, 0),
+                    (latent, 64, first, 1, 0, 0),
+                    (64, 64, [5, 5], 1, 2, 0),
+                    (64, 32, [5, 5], 2, 2, 1),
+                    (32, 32, [5, 5], 1, 2, 0),
+                    (32, 32, [5, 5], 2, 2, 1),
+                    (32, 32, [5, 5], 1, 2, 0),
                 ];
                 let layers = spec
                     .iter()
                     .enumerate()
                     .map(|(i, &(a, b, k, s, pad, op))| {
-                        Gated::transposed(&(p / i), a, b, k, s, pad, op)
+                        Gated::new(&(p / i), a, b, k, (s, pad, op), true)
                     })
                     .collect();
                 let out = nn::conv2d(p / "out", 32, channels, 1, Default::default());
