@@ -46,6 +46,16 @@ impl Curves {
             .collect()
     }
 
+    /// True when most curves end above `mid` on the y axis.
+    fn ends_high(&self, mid: f64) -> bool {
+        let ends: Vec<f64> = self
+            .series
+            .iter()
+            .filter_map(|(_, s)| self.kept(s).last().map(|p| p.1))
+            .collect();
+        2 * ends.iter().filter(|&&y| y > mid).count() > ends.len()
+    }
+
     /// The range of the kept points, widened where it is empty.
     fn data_box(&self) -> Result<((f64, f64), (f64, f64))> {
         let points: Vec<(f64, f64)> = self.series.iter().flat_map(|(_, s)| self.kept(s)).collect();
@@ -95,13 +105,21 @@ impl Curves {
     pub(crate) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let (x, y) = self.data_box()?;
         if self.log_y {
-            self.draw_on(root, x, (y.0..y.1).log_scale())
+            let mid = (y.0 * y.1).sqrt();
+            self.draw_on(root, x, (y.0..y.1).log_scale(), mid)
         } else {
-            self.draw_on(root, x, y.0..y.1)
+            self.draw_on(root, x, y.0..y.1, (y.0 + y.1) / 2.0)
         }
     }
 
-    fn draw_on<DB, Y>(&self, root: &DrawingArea<DB, Shift>, x: (f64, f64), y_range: Y) -> Result<()>
+    /// `y_mid`: the middle of the y axis, to choose the legend's corner.
+    fn draw_on<DB, Y>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        x: (f64, f64),
+        y_range: Y,
+        y_mid: f64,
+    ) -> Result<()>
     where
         DB: DrawingBackend,
         Y: AsRangedCoord<Value = f64>,
@@ -139,7 +157,9 @@ impl Curves {
             if !v.is_finite() || (self.log_y && *v <= 0.0) {
                 continue;
             }
-            let c = colour(self.series.len() + i);
+            // Shades of grey, apart from the curves' colours: black, then lighter.
+            let shade = (i % 4) as u8 * 55;
+            let c = RGBColor(shade, shade, shade);
             chart
                 .draw_series(DashedLineSeries::new(
                     vec![(x.0, *v), (x.1, *v)],
@@ -150,9 +170,14 @@ impl Curves {
                 .map_err(drawing)?
                 .label(name.as_str())
                 .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(1))
+                    PathElement::new(vec![(x, y), (x + 8, y)], c.stroke_width(2))
                 });
         }
-        super::draw_legend(&mut chart)
+        // Rising curves (an ELBO) end at the top right: keep the legend out of their way.
+        let position = match self.ends_high(y_mid) {
+            true => SeriesLabelPosition::LowerRight,
+            false => SeriesLabelPosition::UpperRight,
+        };
+        super::draw_legend(&mut chart, position)
     }
 }

@@ -172,6 +172,6 @@ impl Scatter {
                 .label(format!("{} {k}", self.legend))
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
         }
-        super::draw_legend(&mut chart)
+        super::draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }

@@ -190,13 +190,14 @@ pub fn format_of(path: &Path, default: Format) -> Result<Format> {
     }
 }
 
-/// The legend of a chart's labelled series, in the upper right corner.
+/// The legend of a chart's labelled series, in the given corner.
 pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
 ) -> Result<()> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
         .label_font(label_font())
