@@ -28,5 +28,5 @@ fi
 need() { "$venv/bin/python" -c "import $1" 2>/dev/null || "${pip[@]}" "torch==$torch_version" "$2"; }
 case "$level" in
   test) need tensorboard tensorboard; need safetensors safetensors; need numpy numpy; need nbformat nbformat; need normflows normflows ;;
-  bench) need normflows normflows; need numpy numpy; need zuko zuko; need sklearn scikit-learn ;;
+  bench) need normflows normflows; need numpy numpy; need safetensors safetensors; need zuko zuko; need sklearn scikit-learn ;;
 esac
