@@ -15,6 +15,7 @@ mod export;
 mod impute;
 mod log_prob;
 mod plot;
+mod plot_curves;
 mod run;
 mod sample;
 mod sweep;

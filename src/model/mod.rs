@@ -11,6 +11,7 @@ pub mod hivae_config;
 pub mod hivae_data;
 pub mod hivae_impute;
 pub mod hivae_lik;
+pub mod likelihood;
 pub mod posterior;
 pub mod preprocess;
 pub mod vae;
