@@ -92,9 +92,7 @@ impl Conv {
             transposed,
         }
     }
-}
 
-impl Conv {
     fn forward(&self, x: &Tensor) -> Tensor {
         let (s, p) = ([self.stride; 2], [self.padding; 2]);
         if self.transposed {
