@@ -131,7 +131,7 @@ pub fn run(args: ImputeArgs) -> Result<()> {
         None => {
             let filled = model.impute_with(&x, &seen, false)?;
             warn_clamped(filled.clamped);
-            let filled = model.in_table_codes(&filled.values);
+            let filled = model.schema.in_table_codes(&filled.values);
             let (rows, count) = fill(&records, &filled, &kinds)?;
             write_records(&args.out, header, &rows)?;
             eprintln!("filled {count} missing cells into {}", args.out.display());
@@ -142,7 +142,7 @@ pub fn run(args: ImputeArgs) -> Result<()> {
             for i in 1..=k {
                 let filled = model.impute_with(&x, &seen, true)?;
                 warn_clamped(filled.clamped);
-                let filled = model.in_table_codes(&filled.values);
+                let filled = model.schema.in_table_codes(&filled.values);
                 let (rows, c) = fill(&records, &filled, &kinds)?;
                 write_records(&numbered(&args.out, i), header, &rows)?;
                 count = c;

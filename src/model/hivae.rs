@@ -17,10 +17,10 @@
 pub use super::hivae_config::{HivaeConfig, Missing, TableConfig, Temperature};
 use super::hivae_data::TableData;
 pub use super::hivae_data::TableSchema;
-use super::hivae_lik::{encode, input_width, Head, Imputation, Params};
+use super::hivae_lik::{encode, input_width, Head, Params};
 use super::posterior::{diag_normal_log_prob, gaussian_kl, Posterior};
 use super::vae::standard_normal_log_prob;
-use super::{Losses, Model, Sampler, StepContext};
+use super::{Losses, Model, StepContext};
 use crate::bijector::{all_finite, Bijector};
 use crate::data::batches::EpochBatches;
 use crate::data::hetero::{ColumnType, Kind};
@@ -51,11 +51,11 @@ pub struct Hivae {
 }
 
 /// ELBO terms per row.
-struct Terms {
-    log_lik: Vec<(Kind, Tensor)>,
-    kl_z: Tensor,
-    kl_s: Tensor,
-    log_det: Tensor,
+pub(super) struct Terms {
+    pub(super) log_lik: Vec<(Kind, Tensor)>,
+    pub(super) kl_z: Tensor,
+    pub(super) kl_s: Tensor,
+    pub(super) log_det: Tensor,
 }
 
 fn mask_tensor(m: &[bool], n: usize, d: usize) -> Tensor {
@@ -168,7 +168,7 @@ impl Hivae {
     }
 
     /// ln p(z|s) per row: N(μ_s, I), through the prior flow if any.
-    fn prior_log_prob(&self, z: &Tensor, s: &Tensor) -> Result<Tensor> {
+    pub(super) fn prior_log_prob(&self, z: &Tensor, s: &Tensor) -> Result<Tensor> {
         let mean = self.prior_mean.forward(s);
         Ok(match &self.prior_flow {
             None => standard_normal_log_prob(&(z - mean)),
@@ -196,7 +196,7 @@ impl Hivae {
         (s, log_q)
     }
 
-    fn terms(&self, x: &Tensor, seen: &Tensor, tau: f64) -> Result<Terms> {
+    pub(super) fn terms(&self, x: &Tensor, seen: &Tensor, tau: f64) -> Result<Terms> {
         let xin = self.encode_input(x, seen);
         let (s, log_qs) = self.mixture(&xin, Some(tau));
         let h = Tensor::cat(&[&xin, &s], 1);
@@ -241,32 +241,6 @@ impl Hivae {
             .enumerate()
             .map(|(j, head)| head.params(&y.narrow(1, j as i64 * yd, yd), s))
             .collect()
-    }
-
-    /// Values `[n, D]` with the model's classes 1..=K replaced by the table's own codes (a class
-    /// beyond the codes seen in training, an unused top level, takes the highest code).
-    pub fn in_table_codes(&self, x: &Tensor) -> Tensor {
-        let cols: Vec<Tensor> = self
-            .schema
-            .coding
-            .codes
-            .iter()
-            .enumerate()
-            .map(|(j, codes)| {
-                let v = x.select(1, j as i64);
-                if codes.is_empty() {
-                    return v;
-                }
-                let lookup = Tensor::from_slice(codes)
-                    .to_kind(v.kind())
-                    .to_device(v.device());
-                let idx = (v.round() - 1.0)
-                    .clamp(0.0, (codes.len() - 1) as f64)
-                    .to_kind(DType::Int64);
-                lookup.index_select(0, &idx)
-            })
-            .collect();
-        Tensor::stack(&cols, 1)
     }
 
     fn tau(&self, step: i64, batch_size: i64) -> f64 {
@@ -393,57 +367,7 @@ impl Model for Hivae {
     }
 
     fn evaluate(&self) -> Result<Vec<(String, f64)>> {
-        let mut out = Vec::new();
-        let mut elbo = 0.0;
-        for (x, s) in self
-            .x
-            .split(2048, 0)
-            .iter()
-            .zip(self.all_seen.split(2048, 0))
-        {
-            let t = tch::no_grad(|| self.terms(x, &s, self.config.temperature.min))?;
-            let ll = t
-                .log_lik
-                .iter()
-                .fold(t.kl_s.zeros_like(), |a, (_, l)| a + l);
-            elbo += (ll - t.kl_z - t.kl_s).sum(DType::Double).double_value(&[]);
-        }
-        out.push(("elbo".into(), elbo / self.rows() as f64));
-        let val = self.impute_with(&self.x, &self.train_seen, false)?;
-        if let Some(e) = self.error(&val.values, &self.val_cells) {
-            out.push(("val_imputation_error".into(), e));
-        }
-        // Test cells: both points side by side, and the configured one.
-        let mut test = None;
-        let mut both = Vec::new();
-        for (how, name) in [
-            (Imputation::Mode, "test_imputation_error_mode"),
-            (Imputation::Mean, "test_imputation_error_mean"),
-        ] {
-            let f = self.impute_as(&self.x, &self.all_seen, false, how)?;
-            if let Some(e) = self.error(&f.values, &self.test_cells) {
-                both.push((name.to_string(), e));
-            }
-            if how == self.config.imputation {
-                test = Some(f);
-            }
-        }
-        let test = test.expect("the configured imputation is mode or mean");
-        if let Some(e) = self.error(&test.values, &self.test_cells) {
-            out.push(("test_imputation_error".into(), e));
-            out.extend(both);
-            out.push((
-                "test_mean_mode_error".into(),
-                self.error(&self.mean_mode_imputation(), &self.test_cells)
-                    .unwrap_or(f64::NAN),
-            ));
-        }
-        // Cells whose imputation was not finite and was replaced by the column's mean.
-        out.push((
-            "imputations_clamped".into(),
-            (val.clamped + test.clamped) as f64,
-        ));
-        Ok(out)
+        self.metrics()
     }
 
     /// `table.json`: the table's schema, so the run imputes without its training files.
@@ -455,34 +379,4 @@ impl Model for Hivae {
     }
 
     crate::capabilities!(sampler);
-}
-
-impl Sampler for Hivae {
-    fn data_dim(&self) -> i64 {
-        self.types.len() as i64
-    }
-
-    fn sample(&self, n: i64, t: f64) -> Result<Tensor> {
-        tch::no_grad(|| {
-            let k = self.config.s_dim;
-            let dev = self.x.device();
-            let s = Tensor::randint(k, [n], (DType::Int64, dev))
-                .one_hot(k)
-                .to_kind(DType::Float);
-            let u = self.prior_mean.forward(&s)
-                + Tensor::randn([n, self.config.z_dim], (DType::Float, dev)) * t;
-            let z = match &self.prior_flow {
-                None => u,
-                Some(f) => f.bijector().forward(&u, None)?.0,
-            };
-            let params = self.column_params(&z, &s);
-            let cols: Vec<Tensor> = self
-                .heads
-                .iter()
-                .zip(&params)
-                .map(|(h, p)| h.sample(p))
-                .collect();
-            Ok(self.in_table_codes(&Tensor::stack(&cols, 1)))
-        })
-    }
 }

@@ -37,6 +37,31 @@ impl TableSchema {
             .with_context(|| format!("cannot read {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))
     }
+
+    /// Values `[n, D]` with a model's classes 1..=K replaced by the table's own codes (a class
+    /// beyond the codes seen in training, an unused top level, takes the highest code).
+    pub fn in_table_codes(&self, x: &Tensor) -> Tensor {
+        let cols: Vec<Tensor> = self
+            .coding
+            .codes
+            .iter()
+            .enumerate()
+            .map(|(j, codes)| {
+                let v = x.select(1, j as i64);
+                if codes.is_empty() {
+                    return v;
+                }
+                let lookup = Tensor::from_slice(codes)
+                    .to_kind(v.kind())
+                    .to_device(v.device());
+                let idx = (v.round() - 1.0)
+                    .clamp(0.0, (codes.len() - 1) as f64)
+                    .to_kind(DType::Int64);
+                lookup.index_select(0, &idx)
+            })
+            .collect();
+        Tensor::stack(&cols, 1)
+    }
 }
 
 /// A loaded table: `n` rows of `d` columns, cell masks row-major.

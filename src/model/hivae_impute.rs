@@ -1,12 +1,14 @@
 //! Imputation with a trained HI-VAE: the model's fill of every cell, the per-column error of a
 //! fill (Nazábal et al. 2020, §5: RMSE over the column's range for numerical columns, error rate
-//! for categorical and ordinal ones), and the mean/mode baseline.
+//! for categorical and ordinal ones), the mean/mode baseline, the run's final metrics, and new
+//! rows drawn from the generative model.
 use super::hivae::Hivae;
 use super::hivae_lik::{column_error, Imputation};
+use super::Sampler;
 use crate::bijector::Bijector;
 use crate::data::hetero::Kind;
 use anyhow::Result;
-use tch::{Kind as DType, Tensor};
+use tch::{nn::Module, Kind as DType, Tensor};
 
 /// Imputations `[n, D]` and how many cells had to be brought back into their column's support.
 pub struct Filled {
@@ -163,5 +165,91 @@ impl Hivae {
             })
             .collect();
         Tensor::stack(&cols, 1).to_kind(DType::Float)
+    }
+
+    /// The run's final metrics: ELBO per row, validation and test imputation errors (mode and
+    /// mean side by side, and mean/mode imputation on the same cells), cells clamped.
+    pub(super) fn metrics(&self) -> Result<Vec<(String, f64)>> {
+        let mut out = Vec::new();
+        let mut elbo = 0.0;
+        for (x, s) in self
+            .x
+            .split(2048, 0)
+            .iter()
+            .zip(self.all_seen.split(2048, 0))
+        {
+            let t = tch::no_grad(|| self.terms(x, &s, self.config.temperature.min))?;
+            let ll = t
+                .log_lik
+                .iter()
+                .fold(t.kl_s.zeros_like(), |a, (_, l)| a + l);
+            elbo += (ll - t.kl_z - t.kl_s).sum(DType::Double).double_value(&[]);
+        }
+        out.push(("elbo".into(), elbo / self.rows() as f64));
+        let val = self.impute_with(&self.x, &self.train_seen, false)?;
+        if let Some(e) = self.error(&val.values, &self.val_cells) {
+            out.push(("val_imputation_error".into(), e));
+        }
+        // Test cells: both points side by side, and the configured one.
+        let mut test = None;
+        let mut both = Vec::new();
+        for (how, name) in [
+            (Imputation::Mode, "test_imputation_error_mode"),
+            (Imputation::Mean, "test_imputation_error_mean"),
+        ] {
+            let f = self.impute_as(&self.x, &self.all_seen, false, how)?;
+            if let Some(e) = self.error(&f.values, &self.test_cells) {
+                both.push((name.to_string(), e));
+            }
+            if how == self.config.imputation {
+                test = Some(f);
+            }
+        }
+        let test = test.expect("the configured imputation is mode or mean");
+        if let Some(e) = self.error(&test.values, &self.test_cells) {
+            out.push(("test_imputation_error".into(), e));
+            out.extend(both);
+            out.push((
+                "test_mean_mode_error".into(),
+                self.error(&self.mean_mode_imputation(), &self.test_cells)
+                    .unwrap_or(f64::NAN),
+            ));
+        }
+        // Cells whose imputation was not finite and was replaced by the column's mean.
+        out.push((
+            "imputations_clamped".into(),
+            (val.clamped + test.clamped) as f64,
+        ));
+        Ok(out)
+    }
+}
+
+impl Sampler for Hivae {
+    fn data_dim(&self) -> i64 {
+        self.types.len() as i64
+    }
+
+    fn sample(&self, n: i64, t: f64) -> Result<Tensor> {
+        tch::no_grad(|| {
+            let k = self.config.s_dim;
+            let dev = self.x.device();
+            let s = Tensor::randint(k, [n], (DType::Int64, dev))
+                .one_hot(k)
+                .to_kind(DType::Float);
+            let u = self.prior_mean.forward(&s)
+                + Tensor::randn([n, self.config.z_dim], (DType::Float, dev)) * t;
+            let z = match &self.prior_flow {
+                None => u,
+                Some(f) => f.bijector().forward(&u, None)?.0,
+            };
+            let params = self.column_params(&z, &s);
+            let cols: Vec<Tensor> = self
+                .heads
+                .iter()
+                .zip(&params)
+                .map(|(h, p)| h.sample(p))
+                .collect();
+            Ok(self.schema.in_table_codes(&Tensor::stack(&cols, 1)))
+        })
     }
 }
