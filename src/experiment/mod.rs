@@ -4,6 +4,7 @@ pub mod early_stopping;
 pub mod optim;
 pub mod overrides;
 pub mod rundir;
+pub mod runtime;
 pub mod sweep;
 pub mod trainer;
 pub mod weights;
