@@ -1,9 +1,11 @@
 #![allow(dead_code)]
 use flowlab::bijector::checks::{density_integral, log_det_error, round_trip};
 use flowlab::bijector::Bijector;
+use flowlab::flow::{Flow, LayerConfig};
 use flowlab::grid::Grid2d;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use tch::{nn, Device, Tensor};
 
 pub fn flowlab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_flowlab"))
@@ -189,4 +191,30 @@ pub fn three_checks(b: &dyn Bijector, samples: i64, grid: usize) {
     let z = normal_points(samples, 2, 7);
     let (y, _) = tch::no_grad(|| b.forward(&z, None)).unwrap();
     assert_integrates_to_one(b, &Grid2d::from_samples(&y, grid));
+}
+
+/// Builds a flow from layer configs in float64 with every parameter perturbed away from its
+/// (identity) initialization, so the checks see a non-trivial map.
+pub fn random_flow(layers: &[LayerConfig], dim: i64, seed: i64) -> (nn::VarStore, Flow) {
+    tch::manual_seed(seed);
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let flow = Flow::build(layers, &(vs.root() / "flow"), dim, None).unwrap();
+    vs.double();
+    tch::no_grad(|| {
+        // Trainable parameters only: fixed ones (an LU permutation, signs) stay what they are.
+        let mut vars: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, v)| v.requires_grad())
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0)); // a fixed order: the same perturbation every run
+        for (_, mut v) in vars {
+            let _ = v.g_add_(&(v.randn_like() * 0.3));
+        }
+    });
+    (vs, flow)
+}
+
+pub fn layer(json: &str) -> LayerConfig {
+    serde_json::from_str(json).unwrap()
 }
