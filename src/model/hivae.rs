@@ -58,6 +58,16 @@ pub(super) struct Terms {
     pub(super) log_det: Tensor,
 }
 
+impl Terms {
+    /// Σ_d ln p(x_d | ·) per row over the columns whose kind passes `keep` (observed cells only).
+    pub(super) fn log_lik_of(&self, keep: impl Fn(Kind) -> bool) -> Tensor {
+        self.log_lik
+            .iter()
+            .filter(|(k, _)| keep(*k))
+            .fold(self.kl_s.zeros_like(), |a, (_, l)| a + l)
+    }
+}
+
 fn mask_tensor(m: &[bool], n: usize, d: usize) -> Tensor {
     let v: Vec<f32> = m.iter().map(|&b| f32::from(u8::from(b))).collect();
     Tensor::from_slice(&v).reshape([n as i64, d as i64])
@@ -274,10 +284,7 @@ impl Model for Hivae {
             self.train_seen.index_select(0, &rows),
         );
         let t = self.terms(&x, &seen, self.tau(ctx.step, ctx.batch_size))?;
-        let log_lik = t
-            .log_lik
-            .iter()
-            .fold(t.kl_s.zeros_like(), |a, (_, l)| a + l);
+        let log_lik = t.log_lik_of(|_| true);
         let loss = -(&log_lik - (&t.kl_z + &t.kl_s) * ctx.beta).mean(DType::Float);
         let mut terms = Vec::new();
         if ctx.diagnostics {
@@ -297,17 +304,8 @@ impl Model for Hivae {
                 (Kind::Categorical, "recon_cat"),
                 (Kind::Ordinal, "recon_ordinal"),
             ] {
-                let parts: Vec<&Tensor> = t
-                    .log_lik
-                    .iter()
-                    .filter(|(k, _)| *k == kind)
-                    .map(|(_, l)| l)
-                    .collect();
-                if !parts.is_empty() {
-                    terms.push((
-                        name,
-                        -mean(&parts.into_iter().fold(t.kl_s.zeros_like(), |a, l| a + l)),
-                    ));
+                if t.log_lik.iter().any(|(k, _)| *k == kind) {
+                    terms.push((name, -mean(&t.log_lik_of(|k| k == kind))));
                 }
             }
         }

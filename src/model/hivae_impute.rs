@@ -179,10 +179,7 @@ impl Hivae {
             .zip(self.all_seen.split(2048, 0))
         {
             let t = tch::no_grad(|| self.terms(x, &s, self.config.temperature.min))?;
-            let ll = t
-                .log_lik
-                .iter()
-                .fold(t.kl_s.zeros_like(), |a, (_, l)| a + l);
+            let ll = t.log_lik_of(|_| true);
             elbo += (ll - t.kl_z - t.kl_s).sum(DType::Double).double_value(&[]);
         }
         out.push(("elbo".into(), elbo / self.rows() as f64));

@@ -174,9 +174,10 @@ impl Curves {
                 });
         }
         // Rising curves (an ELBO) end at the top right: keep the legend out of their way.
-        let position = match self.ends_high(y_mid) {
-            true => SeriesLabelPosition::LowerRight,
-            false => SeriesLabelPosition::UpperRight,
+        let position = if self.ends_high(y_mid) {
+            SeriesLabelPosition::LowerRight
+        } else {
+            SeriesLabelPosition::UpperRight
         };
         super::draw_legend(&mut chart, position)
     }
