@@ -299,7 +299,10 @@ fn dequantization_and_logit_have_the_closed_form_jacobian() {
     };
     tch::manual_seed(4);
     let y = Tensor::rand([50, 6], (Kind::Double, tch::Device::Cpu)) * 256.0;
-    let (z, ld) = pre.chain().inverse(&y, None).unwrap();
+    let (z, ld) = pre
+        .chain(Kind::Double, tch::Device::Cpu)
+        .inverse(&y, None)
+        .unwrap();
     let p = (&y / 256.0) * (1.0 - 2.0 * alpha) + alpha;
     let q: Tensor = 1.0 - &p;
     let z_ref = (&p / &q).log();
@@ -315,6 +318,51 @@ fn dequantization_and_logit_have_the_closed_form_jacobian() {
         "log-det off by {}",
         err(&ld, &ld_ref)
     );
-    let (back, ld_fwd) = pre.chain().forward(&z, None).unwrap();
+    let (back, ld_fwd) = pre
+        .chain(Kind::Double, tch::Device::Cpu)
+        .forward(&z, None)
+        .unwrap();
     assert!(err(&back, &y) < 1e-9 && err(&ld_fwd, &(-&ld_ref)) < 1e-9);
+}
+
+/// Every constant of a data transform lives in the model's kind on the model's device: a float32
+/// model gets a float32 log-det from each transform, in both directions (a 0-dim float64 constant
+/// expanded to `[B, D]` once made it float64, and on CUDA a CPU tensor added to the flow's).
+#[test]
+fn data_transforms_return_the_model_kind() {
+    use flowlab::model::preprocess::Preprocess;
+    let dev = tch::Device::Cpu;
+    let transforms = [
+        Preprocess::Dequantize {
+            alpha: 0.05,
+            shape: [1, 2, 3],
+        },
+        Preprocess::Standardize {
+            mean: Tensor::from_slice(&[0.5f64, -1.0, 2.0, 0.0, 1.0, 3.0]),
+            std: Tensor::from_slice(&[2.0f64, 0.5, 1.0, 1.5, 3.0, 0.25]),
+        },
+    ];
+    for pre in &transforms {
+        for kind in [Kind::Float, Kind::Double] {
+            let y = Tensor::rand([4, 6], (kind, dev)) * 200.0 + 10.0;
+            let chain = pre.chain(kind, dev);
+            let (z, ld) = chain.inverse(&y, None).unwrap();
+            let (back, ld_fwd) = chain.forward(&z, None).unwrap();
+            // Each layer's own log-det too: the chain's in-place sum would hide a float64 one.
+            for layer in chain.layers() {
+                let (_, ld_layer) = layer.forward(&z, None).unwrap();
+                assert_eq!(ld_layer.kind(), kind, "log-det of {}", layer.name());
+                assert_eq!(ld_layer.device(), dev, "log-det of {}", layer.name());
+            }
+            for (what, t) in [
+                ("z", &z),
+                ("inverse log-det", &ld),
+                ("x", &back),
+                ("forward log-det", &ld_fwd),
+            ] {
+                assert_eq!(t.kind(), kind, "{what} of a {kind:?} model");
+                assert_eq!(t.device(), dev, "{what}");
+            }
+        }
+    }
 }

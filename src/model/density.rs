@@ -86,7 +86,7 @@ impl Density {
     fn distribution(&self) -> TransformedDistribution {
         let chain = Chain::new(vec![
             Box::new(self.flow.bijector()),
-            Box::new(self.pre.chain()),
+            Box::new(self.pre.chain(self.kind(), self.vs.device())),
         ]);
         TransformedDistribution::new(
             self.base.distribution(self.kind(), self.vs.device()),
@@ -150,7 +150,12 @@ impl Density {
 
     /// Data mapped to model space (the flow's data side).
     fn to_model_space(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(tch::no_grad(|| self.pre.chain().inverse(x, None))?.0)
+        Ok(tch::no_grad(|| {
+            self.pre
+                .chain(self.kind(), self.vs.device())
+                .inverse(x, None)
+        })?
+        .0)
     }
 }
 
@@ -166,7 +171,10 @@ impl Model for Density {
     fn loss(&mut self, ctx: &StepContext) -> Result<Losses> {
         let x = self.pre.observe(&self.batch(ctx.batch_size), None);
         // Data → model space (Σ ln|det| of the transform), then the flow.
-        let (z, transform_log_det) = self.pre.chain().inverse(&x, None)?;
+        let (z, transform_log_det) = self
+            .pre
+            .chain(self.kind(), self.vs.device())
+            .inverse(&x, None)?;
         if ctx.step == 0 {
             // ActNorm's data-dependent initialization, on the first batch (Glow §3.1).
             self.flow.data_init(&z)?;
@@ -311,7 +319,12 @@ impl Model for Density {
             return Ok(false);
         }
         let x = self.pre.observe(&self.train, None);
-        let z = tch::no_grad(|| self.pre.chain().inverse(&x, None))?.0;
+        let z = tch::no_grad(|| {
+            self.pre
+                .chain(self.kind(), self.vs.device())
+                .inverse(&x, None)
+        })?
+        .0;
         self.flow.record_statistics(&z)?;
         Ok(true)
     }
@@ -334,7 +347,12 @@ impl Sampler for Density {
 
     fn sample(&self, n: i64, t: f64) -> Result<Tensor> {
         let z = self.model_samples(n, t)?;
-        let x = tch::no_grad(|| self.pre.chain().forward(&z, None))?.0;
+        let x = tch::no_grad(|| {
+            self.pre
+                .chain(self.kind(), self.vs.device())
+                .forward(&z, None)
+        })?
+        .0;
         Ok(self.pre.present(&x))
     }
 

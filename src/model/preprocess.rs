@@ -14,7 +14,7 @@
 //!   per image of ỹ and bits/dim = NLL / (D ln 2), the papers' figure on the 0–255 scale.
 use crate::bijector::elementwise::{Affine, Sigmoid};
 use crate::bijector::{Bijector, Chain};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// A density model's data transform.
 pub enum Preprocess {
@@ -33,22 +33,22 @@ pub enum Preprocess {
 
 impl Preprocess {
     /// The transform, model space → data space (the sampling direction); empty for the identity.
-    pub fn chain(&self) -> Chain {
+    /// Its constants are built in the model's floating `kind` on its `device`, so the log-det it
+    /// adds to the flow's is a tensor of the same kind on the same device (a 0-dim CPU constant
+    /// expanded to `[B, D]` would stay on the CPU and, in float64, promote a float32 log-det).
+    pub fn chain(&self, kind: Kind, device: Device) -> Chain {
         let layers: Vec<Box<dyn Bijector>> = match self {
             Preprocess::Identity => vec![],
             Preprocess::Standardize { mean, std } => {
-                vec![Box::new(Affine::new(mean.shallow_clone(), std.log()))]
+                let on_model = |t: &Tensor| t.to_device(device).to_kind(kind);
+                vec![Box::new(Affine::new(on_model(mean), on_model(std).log()))]
             }
             Preprocess::Dequantize { alpha, .. } => {
                 let scale = 256.0 / (1.0 - 2.0 * alpha);
-                // Float64 scalars: they keep a float64 model exact and, being 0-dimensional,
-                // leave float32 data in float32.
+                let constant = |v: f64| Tensor::full([], v, (kind, device));
                 vec![
                     Box::new(Sigmoid),
-                    Box::new(Affine::new(
-                        Tensor::from(-alpha * scale),
-                        Tensor::from(scale.ln()),
-                    )),
+                    Box::new(Affine::new(constant(-alpha * scale), constant(scale.ln()))),
                 ]
             }
         };
