@@ -39,7 +39,7 @@ test: setup-test mnist
 	$(CARGO) test --release
 
 # All benchmarks, or some: `make bench BENCH="flows_vs_zuko hivae_baselines"`.
-BENCH ?= planar_vs_normflows maf_vs_pytorch vae_vs_pytorch vae_twin sylvester_speed flows_vs_zuko realnvp_mnist_vs_pytorch hivae_baselines
+BENCH ?= planar_vs_normflows maf_vs_pytorch vae_vs_pytorch vae_twin sylvester_speed flows_vs_zuko realnvp_mnist_vs_pytorch hivae_baselines hivae_speed
 bench: setup-bench build mnist
 	@for b in $(BENCH); do \
 	  if [ -f bench/$$b.sh ]; then bash bench/$$b.sh || exit 1; \

@@ -17,7 +17,9 @@
 pub use super::hivae_config::{HivaeConfig, Missing, TableConfig, Temperature};
 use super::hivae_data::TableData;
 pub use super::hivae_data::TableSchema;
-use super::hivae_lik::{encode, input_width, Head, Params};
+use super::hivae_heads::Heads;
+use super::hivae_lik::{input_width, InputCoding, Params};
+use super::hivae_masked::{MaskedDecoder, Visible};
 use super::posterior::{diag_normal_log_prob, gaussian_kl, Posterior};
 use super::vae::standard_normal_log_prob;
 use super::{Losses, Model, StepContext};
@@ -46,12 +48,17 @@ pub struct Hivae {
     pub(super) prior_mean: nn::Linear,
     pub(super) prior_flow: Option<Flow>,
     pub(super) y_layer: nn::Linear,
-    pub(super) heads: Vec<Head>,
+    /// The decoder heads of every column, in groups by likelihood.
+    pub heads: Heads,
+    pub(super) coding: InputCoding,
+    /// `masked_decoder`: each column also reads the observed cells before it in a column order.
+    pub(super) masked: Option<MaskedDecoder>,
     pub(super) batches: EpochBatches,
 }
 
 /// ELBO terms per row.
 pub(super) struct Terms {
+    /// ln p(x_d | ·) of each head group's columns `[B, G]`, zero where not scored.
     pub(super) log_lik: Vec<(Kind, Tensor)>,
     pub(super) kl_z: Tensor,
     pub(super) kl_s: Tensor,
@@ -64,7 +71,9 @@ impl Terms {
         self.log_lik
             .iter()
             .filter(|(k, _)| keep(*k))
-            .fold(self.kl_s.zeros_like(), |a, (_, l)| a + l)
+            .fold(self.kl_s.zeros_like(), |a, (_, l)| {
+                a + l.sum_dim_intlist(1, false, l.kind())
+            })
     }
 }
 
@@ -123,12 +132,27 @@ impl Hivae {
             ensure!(!f.has_batch_statistics(), "field `model.hivae.prior_flow`: batchnorm needs data batches; a prior flow is evaluated on posterior samples");
             Some(f)
         };
-        let heads = types
-            .iter()
-            .zip(&data.schema.stats)
-            .enumerate()
-            .map(|(j, (t, s))| Head::new(&(&root / "decoder" / j), *t, *s, yd, k))
-            .collect();
+        let masked = match &config.masked_decoder {
+            None => None,
+            Some(m) => {
+                m.validate(d)?;
+                let widths: Vec<i64> = types.iter().map(input_width).collect();
+                Some(MaskedDecoder::new(
+                    &(&root / "decoder" / "masked"),
+                    m,
+                    &widths,
+                    zd + k,
+                    yd,
+                ))
+            }
+        };
+        let heads = Heads::new(
+            &(&root / "decoder" / "heads"),
+            &types,
+            &data.schema.stats,
+            yd,
+            k,
+        );
         Ok(Hivae {
             s_head: Init::Kaiming.linear(&(&enc / "s"), width, k),
             posterior: Posterior::new(
@@ -143,6 +167,8 @@ impl Hivae {
             prior_flow,
             y_layer: Init::Kaiming.linear(&(&root / "decoder" / "y"), zd, yd * d as i64),
             heads,
+            coding: InputCoding::new(&types, &data.schema.stats, device),
+            masked,
             x: x.to_device(device),
             train_seen: mask_tensor(&data.train, n, d).to_device(device),
             all_seen: mask_tensor(&data.all, n, d).to_device(device),
@@ -160,21 +186,8 @@ impl Hivae {
         self.x.size()[0]
     }
 
-    pub(super) fn encode_input(&self, x: &Tensor, seen: &Tensor) -> Tensor {
-        let cols: Vec<Tensor> = self
-            .heads
-            .iter()
-            .enumerate()
-            .map(|(j, h)| {
-                encode(
-                    &h.t,
-                    h.stats,
-                    &x.select(1, j as i64),
-                    &seen.select(1, j as i64),
-                )
-            })
-            .collect();
-        Tensor::cat(&cols, 1)
+    pub fn encode_input(&self, x: &Tensor, seen: &Tensor) -> Tensor {
+        self.coding.encode(x, seen)
     }
 
     /// ln p(z|s) per row: N(μ_s, I), through the prior flow if any.
@@ -206,8 +219,15 @@ impl Hivae {
         (s, log_q)
     }
 
-    pub(super) fn terms(&self, x: &Tensor, seen: &Tensor, tau: f64) -> Result<Terms> {
-        let xin = self.encode_input(x, seen);
+    /// ELBO terms of rows `x` whose cells in `seen` are scored. In training (`hide`) each scored
+    /// cell is hidden from the encoder and the masked decoder with probability
+    /// `model.hivae.hide_inputs`, so the model learns to predict cells it does not see.
+    pub(super) fn terms(&self, x: &Tensor, seen: &Tensor, tau: f64, hide: bool) -> Result<Terms> {
+        let shown = match self.config.hide_inputs {
+            p if hide && p > 0.0 => seen * seen.rand_like().ge(p).to_kind(seen.kind()),
+            _ => seen.shallow_clone(),
+        };
+        let xin = self.encode_input(x, &shown);
         let (s, log_qs) = self.mixture(&xin, Some(tau));
         let h = Tensor::cat(&[&xin, &s], 1);
         let post = self.posterior.sample(&h, 1)?;
@@ -223,16 +243,12 @@ impl Hivae {
             false,
             DType::Float,
         );
+        let visible = self.visible(&xin, &shown, false);
         let log_lik = self
-            .column_params(&post.z, &s)
+            .column_params(&post.z, &s, &visible)
             .iter()
-            .zip(&self.heads)
-            .enumerate()
-            .map(|(j, (p, head))| {
-                let j = j as i64;
-                let lp = head.log_prob(p, &x.select(1, j)) * seen.select(1, j);
-                (head.t.kind, lp)
-            })
+            .zip(&self.heads.groups)
+            .map(|(p, g)| (g.t.kind, g.log_prob(p, &g.gather(x)) * g.gather(seen)))
             .collect();
         Ok(Terms {
             log_lik,
@@ -242,15 +258,16 @@ impl Hivae {
         })
     }
 
-    /// Each column's likelihood parameters: y = W_y z, and column d's head reads y_d and s.
-    pub(super) fn column_params(&self, z: &Tensor, s: &Tensor) -> Vec<Params> {
-        let y = self.y_layer.forward(z);
-        let yd = self.config.y_dim;
-        self.heads
-            .iter()
-            .enumerate()
-            .map(|(j, head)| head.params(&y.narrow(1, j as i64 * yd, yd), s))
-            .collect()
+    /// The likelihood parameters of each group of [`Self::heads`] (`[B, G]`): y = W_y z, plus
+    /// with the masked decoder its output for the cells visible before each column; column d's
+    /// head reads y_d and s.
+    pub fn column_params(&self, z: &Tensor, s: &Tensor, visible: &Visible) -> Vec<Params> {
+        let mut y = self.y_layer.forward(z);
+        if let Some(m) = &self.masked {
+            let context = Tensor::cat(&[z, s], 1);
+            y += m.forward(visible.coded, visible.seen, &context, &visible.pos);
+        }
+        self.heads.params(&y, s)
     }
 
     fn tau(&self, step: i64, batch_size: i64) -> f64 {
@@ -283,7 +300,7 @@ impl Model for Hivae {
             self.x.index_select(0, &rows),
             self.train_seen.index_select(0, &rows),
         );
-        let t = self.terms(&x, &seen, self.tau(ctx.step, ctx.batch_size))?;
+        let t = self.terms(&x, &seen, self.tau(ctx.step, ctx.batch_size), true)?;
         let log_lik = t.log_lik_of(|_| true);
         let loss = -(&log_lik - (&t.kl_z + &t.kl_s) * ctx.beta).mean(DType::Float);
         let mut terms = Vec::new();
@@ -342,16 +359,19 @@ impl Model for Hivae {
                 &self.x.index_select(0, &rows),
                 &self.train_seen.index_select(0, &rows),
                 self.tau(ctx.step, ctx.batch_size),
+                true,
             ) {
                 Err(e) => Some(format!("the posterior or prior flow ({e})")),
                 Ok(t) => {
-                    for (j, (_, l)) in t.log_lik.iter().enumerate() {
-                        if !all_finite(l) {
-                            return Some(format!(
-                                "the likelihood of column {} ({})",
-                                j + 1,
-                                self.types[j].name()
-                            ));
+                    for ((_, l), g) in t.log_lik.iter().zip(&self.heads.groups) {
+                        for (pos, &j) in g.columns.iter().enumerate() {
+                            if !all_finite(&l.select(1, pos as i64)) {
+                                return Some(format!(
+                                    "the likelihood of column {} ({})",
+                                    j + 1,
+                                    self.types[j].name()
+                                ));
+                            }
                         }
                     }
                     (!all_finite(&t.kl_z)).then(|| "the KL term of z".into())

@@ -91,6 +91,19 @@ pub struct HivaeConfig {
     /// single imputation takes.
     #[serde(default)]
     pub imputation: super::hivae_lik::Imputation,
+    /// Each column's likelihood also reads the observed cells before it in a column order
+    /// (absent: the release's decoder, columns independent given z and s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked_decoder: Option<super::hivae_masked::MaskedDecoderConfig>,
+    /// Share of the observed cells hidden from the encoder (and the masked decoder) at each
+    /// training step while still scored: trains the model on the task of imputation. 0: the
+    /// release's training.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hide_inputs: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl HivaeConfig {
@@ -105,6 +118,11 @@ impl HivaeConfig {
                 "field `model.hivae.{f}`: must be at least 1, got {v}"
             );
         }
+        ensure!(
+            (0.0..1.0).contains(&self.hide_inputs),
+            "field `model.hivae.hide_inputs`: must be in [0, 1), got {}",
+            self.hide_inputs
+        );
         let vf = self.data.val_fraction;
         ensure!(
             (0.0..0.5).contains(&vf),

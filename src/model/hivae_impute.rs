@@ -3,7 +3,8 @@
 //! for categorical and ordinal ones), the mean/mode baseline, the run's final metrics, and new
 //! rows drawn from the generative model.
 use super::hivae::Hivae;
-use super::hivae_lik::{column_error, Imputation};
+use super::hivae_heads::HeadGroup;
+use super::hivae_lik::{column_error, Imputation, Params};
 use super::Sampler;
 use crate::bijector::Bijector;
 use crate::data::hetero::Kind;
@@ -95,20 +96,17 @@ impl Hivae {
                     let flow = self.posterior.flow(&h)?;
                     flow.forward(&mean, None)?.0
                 };
-                let params = self.column_params(&z, &s);
-                let cols: Vec<Tensor> = self
-                    .heads
-                    .iter()
-                    .zip(&params)
-                    .map(|(head, p)| {
+                let params = self.column_params(&z, &s, &self.visible(&xin, &ss, true));
+                out.push(self.assemble(
+                    &params,
+                    |g, p| {
                         if draw {
-                            head.sample(p)
+                            g.sample(p)
                         } else {
-                            head.impute(p, how)
+                            g.impute(p, how)
                         }
-                    })
-                    .collect();
-                out.push(Tensor::stack(&cols, 1));
+                    },
+                ));
             }
             Ok(Tensor::cat(&out, 0))
         })
@@ -178,7 +176,7 @@ impl Hivae {
             .iter()
             .zip(self.all_seen.split(2048, 0))
         {
-            let t = tch::no_grad(|| self.terms(x, &s, self.config.temperature.min))?;
+            let t = tch::no_grad(|| self.terms(x, &s, self.config.temperature.min, false))?;
             let ll = t.log_lik_of(|_| true);
             elbo += (ll - t.kl_z - t.kl_s).sum(DType::Double).double_value(&[]);
         }
@@ -239,14 +237,49 @@ impl Sampler for Hivae {
                 None => u,
                 Some(f) => f.bijector().forward(&u, None)?.0,
             };
-            let params = self.column_params(&z, &s);
-            let cols: Vec<Tensor> = self
-                .heads
-                .iter()
-                .zip(&params)
-                .map(|(h, p)| h.sample(p))
-                .collect();
-            Ok(self.schema.in_table_codes(&Tensor::stack(&cols, 1)))
+            Ok(self.schema.in_table_codes(&self.draw_rows(&z, &s)))
         })
+    }
+}
+
+impl Hivae {
+    /// One row drawn per (z, s): every column at once; with the masked decoder column by column
+    /// in the table's order, each conditioned on the draws before it.
+    fn draw_rows(&self, z: &Tensor, s: &Tensor) -> Tensor {
+        let n = z.size()[0];
+        let d = self.types.len() as i64;
+        let x = Tensor::zeros([n, d], (DType::Float, z.device()));
+        let seen = x.zeros_like();
+        let passes = if self.masked.is_some() { d } else { 1 };
+        for pass in 0..passes {
+            let coded = self.encode_input(&x, &seen);
+            let pos = match &self.masked {
+                Some(m) => m.fixed_positions(n, z),
+                None => Tensor::zeros([0], (DType::Float, z.device())),
+            };
+            let visible = super::hivae_masked::Visible {
+                coded: &coded,
+                seen: &seen,
+                pos,
+            };
+            let params = self.column_params(z, s, &visible);
+            let drawn = self.assemble(&params, HeadGroup::sample);
+            if self.masked.is_none() {
+                return drawn;
+            }
+            x.select(1, pass).copy_(&drawn.select(1, pass));
+            let _ = seen.select(1, pass).fill_(1.0);
+        }
+        x
+    }
+
+    /// `[B, D]` from each head group's values `[B, G]`, computed by `f`.
+    fn assemble(&self, params: &[Params], f: impl Fn(&HeadGroup, &Params) -> Tensor) -> Tensor {
+        let n = params.first().map_or(0, Params::rows);
+        let out = Tensor::zeros(
+            [n, self.types.len() as i64],
+            (DType::Float, self.x.device()),
+        );
+        (self.heads.groups.iter().zip(params)).fold(out, |acc, (g, p)| g.scatter(&acc, &f(g, p)))
     }
 }

@@ -54,7 +54,73 @@ pub fn encode(t: &ColumnType, s: Stats, x: &Tensor, seen: &Tensor) -> Tensor {
     v * seen.unsqueeze(1)
 }
 
-/// The decoder head of one column: maps (y_d, s) to its likelihood's parameters.
+/// The encoder input of a whole table in one pass: every column coded as [`encode`] codes it
+/// (the per-column form, the reference this one is tested against).
+pub struct InputCoding {
+    /// The column of each input unit `[W]`, and the class level each unit tests (0 for numbers).
+    unit_column: Tensor,
+    level: Tensor,
+    /// Unit kinds `[W]`: a number (after ln(1 + x) where `log`), a one-hot class, a thermometer level.
+    number: Tensor,
+    log: Tensor,
+    one_hot: Tensor,
+    /// Normalization per unit (0 and 1 for counts and classes), float64, cast where used.
+    mean: Tensor,
+    std: Tensor,
+}
+
+impl InputCoding {
+    pub fn new(types: &[ColumnType], stats: &[Stats], device: tch::Device) -> Self {
+        let mut cols = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        for (j, (t, st)) in types.iter().zip(stats).enumerate() {
+            for level in 1..=input_width(t) {
+                let (m, sd) = match t.kind {
+                    Kind::Real | Kind::Positive => (st.mean, st.std),
+                    _ => (0.0, 1.0),
+                };
+                cols.0.push(j as i64);
+                cols.1
+                    .push(if t.is_numerical() { 0.0 } else { level as f64 });
+                cols.2.push(t.is_numerical());
+                cols.3.push(matches!(t.kind, Kind::Positive | Kind::Count));
+                cols.4.push(t.kind == Kind::Categorical);
+                cols.5.push(m);
+                cols.6.push(sd);
+            }
+        }
+        let floats = |v: &[f64]| {
+            Tensor::from_slice(v)
+                .to_kind(DType::Float)
+                .to_device(device)
+        };
+        let flags = |v: &[bool]| Tensor::from_slice(v).to_device(device);
+        InputCoding {
+            unit_column: Tensor::from_slice(&cols.0).to_device(device),
+            level: floats(&cols.1),
+            number: flags(&cols.2),
+            log: flags(&cols.3),
+            one_hot: flags(&cols.4),
+            mean: Tensor::from_slice(&cols.5).to_device(device),
+            std: Tensor::from_slice(&cols.6).to_device(device),
+        }
+    }
+
+    /// `x: [B, D]` raw values, `seen: [B, D]` 0/1 → `[B, W]`, zero where unseen.
+    pub fn encode(&self, x: &Tensor, seen: &Tensor) -> Tensor {
+        let xu = x.index_select(1, &self.unit_column);
+        let (m, sd) = (self.mean.to_kind(x.kind()), self.std.to_kind(x.kind()));
+        let number = (xu.where_self(&self.log.logical_not(), &(&xu + 1.0).log()) - m) / sd;
+        let class = xu
+            .eq_tensor(&self.level)
+            .where_self(&self.one_hot, &xu.ge_tensor(&self.level))
+            .to_kind(xu.kind());
+        number.where_self(&self.number, &class) * seen.index_select(1, &self.unit_column)
+    }
+}
+
+/// The decoder head of one column: maps (y_d, s) to its likelihood's parameters, `[B]`-shaped.
+/// The model decodes columns in groups ([`super::hivae_heads::Heads`]); this per-column form, the release's,
+/// is the reference the groups are tested against.
 pub struct Head {
     pub t: ColumnType,
     pub stats: Stats,
@@ -62,6 +128,34 @@ pub struct Head {
     from_y: nn::Linear,
     /// Reads s: variances, ordinal thresholds.
     from_s: Option<nn::Linear>,
+}
+
+impl Params {
+    /// Rows of the batch.
+    pub fn rows(&self) -> i64 {
+        match self {
+            Params::Normal { mean, .. } => mean.size()[0],
+            Params::Poisson { rate } => rate.size()[0],
+            Params::Classes { log_p } => log_p.size()[0],
+        }
+    }
+
+    /// Column `position` of a group's parameters (`[B, G]`, classes `[B, G, C]`) as one
+    /// column's (`[B]`, classes `[B, C]`).
+    pub fn column(&self, position: i64) -> Params {
+        match self {
+            Params::Normal { mean, var } => Params::Normal {
+                mean: mean.select(1, position),
+                var: var.select(1, position),
+            },
+            Params::Poisson { rate } => Params::Poisson {
+                rate: rate.select(1, position),
+            },
+            Params::Classes { log_p } => Params::Classes {
+                log_p: log_p.select(1, position),
+            },
+        }
+    }
 }
 
 /// Which point of a column's likelihood a single imputation takes (`model.hivae.imputation`).
@@ -104,6 +198,21 @@ impl Head {
             stats,
             from_y: Init::Kaiming.linear(&(p / "y"), y_dim + s_dim, y_out),
             from_s: s_out.map(|o| Init::Kaiming.linear(&(p / "s"), s_dim, o)),
+        }
+    }
+
+    /// A head with the given layers (`[y_d, s] → location`, `s → spread`).
+    pub fn from_layers(
+        t: ColumnType,
+        stats: Stats,
+        from_y: nn::Linear,
+        from_s: Option<nn::Linear>,
+    ) -> Self {
+        Head {
+            t,
+            stats,
+            from_y,
+            from_s,
         }
     }
 

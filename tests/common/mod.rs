@@ -1,4 +1,5 @@
 #![allow(dead_code)]
+pub mod hivae_table;
 use flowlab::bijector::checks::{density_integral, log_det_error, round_trip};
 use flowlab::bijector::Bijector;
 use flowlab::flow::{Flow, LayerConfig};
