@@ -28,5 +28,14 @@ fi
 need() { "$venv/bin/python" -c "import $1" 2>/dev/null || "${pip[@]}" "torch==$torch_version" "$2"; }
 case "$level" in
   test) need tensorboard tensorboard; need safetensors safetensors; need numpy numpy; need nbformat nbformat; need normflows normflows ;;
-  bench) need normflows normflows; need numpy numpy; need safetensors safetensors; need zuko zuko; need sklearn scikit-learn ;;
+  bench) need normflows normflows; need numpy numpy; need safetensors safetensors; need zuko zuko; need sklearn scikit-learn
+    # HyperImpute 0.1.17 (the HI-VAE baselines): its own dependencies minus the TensorFlow-based
+    # MIRACLE plugin and the notebook tools, so it installs --no-deps after them. It needs
+    # scikit-learn < 1.7 (it passes LogisticRegression's removed `multi_class`) and pandas < 3
+    # (under pandas 3's copy-on-write its imputations are silently never written back: every
+    # cell keeps the initial mean fill).
+    if ! "$venv/bin/python" -c "import hyperimpute" 2>/dev/null; then
+      "${pip[@]}" "torch==$torch_version" "scikit-learn==1.6.1" "pandas<3" catboost "optuna>=3.1" "loguru==0.6.0" xgboost lightgbm cloudpickle geomloss pydantic redis
+      "${pip[@]}" --no-deps "hyperimpute==0.1.17"
+    fi ;;
 esac

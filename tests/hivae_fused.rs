@@ -119,9 +119,9 @@ fn grouped_heads_and_input_coding_equal_the_per_column_form() {
     let y = Tensor::randn([n, d as i64 * 3], (Kind::Double, Device::Cpu));
     let s = Tensor::randn([n, 4], (Kind::Double, Device::Cpu)).softmax(1, Kind::Double);
     let mut columns_seen = 0;
-    for (g, p) in groups.iter().zip(heads.params(&y, &s)) {
+    for (g, p) in groups.iter().zip(heads.params(&y, &s, None)) {
         let lp = g.log_prob(&p, &g.gather(&x));
-        let imputed = [Imputation::Mode, Imputation::Mean].map(|how| g.impute(&p, how));
+        let imputed = Imputation::ALL.map(|how| g.impute(&p, how));
         for (pos, &j) in g.columns.iter().enumerate() {
             let head = heads.column_head(j);
             let what = format!("column {} ({})", j + 1, head.t.name());
@@ -141,7 +141,7 @@ fn grouped_heads_and_input_coding_equal_the_per_column_form() {
                 &ref_lp,
                 &format!("{what} log-likelihood"),
             );
-            for (how, v) in [Imputation::Mode, Imputation::Mean].iter().zip(&imputed) {
+            for (how, v) in Imputation::ALL.iter().zip(&imputed) {
                 close(
                     &v.select(1, pos as i64),
                     &head.impute(&ref_p, *how),

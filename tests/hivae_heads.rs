@@ -69,6 +69,46 @@ fn each_head_imputes_the_releases_point() {
 }
 
 #[test]
+fn each_head_imputes_its_median_on_request() {
+    use Imputation::Median;
+    // real: the Gaussian's median is its mean m + σμ.
+    let p = Params::Normal {
+        mean: t(&[0.5, -1.0]),
+        var: t(&[0.8, 0.3]),
+    };
+    assert_eq!(vals(&head(Kind::Real, 1).impute(&p, Median)), [3.5, -1.0]);
+    // pos: ln(1 + x) ~ N(m + σμ, ·), so the median is e^{m + σμ} − 1 whatever the variance
+    // (kept in the support: e^{−1} − 1 < 0 becomes 0).
+    let got = vals(&head(Kind::Positive, 1).impute(&p, Median));
+    for (g, want) in got.iter().zip([3.5f64.exp() - 1.0, 0.0]) {
+        assert!((g - want).abs() < 1e-4 * want.abs().max(1.0), "{got:?}");
+    }
+    // count: the Poisson median; P(X ≤ 2 | λ = 2.6) = 0.518, P(X ≤ 0 | 0.7) = 0.497 < 1/2 ≤
+    // P(X ≤ 1 | 0.7) = 0.844, P(X ≤ 2 | 3) = 0.423 < 1/2 ≤ P(X ≤ 3 | 3) = 0.647.
+    let p = Params::Poisson {
+        rate: t(&[2.6, 0.7, 3.0]),
+    };
+    assert_eq!(
+        vals(&head(Kind::Count, 1).impute(&p, Median)),
+        [2.0, 1.0, 3.0]
+    );
+    // ordinal: the first level whose cumulative probability reaches 1/2; categorical: the mode.
+    let p = Params::Classes {
+        log_p: t(&[0.4, 0.2, 0.4, 0.1, 0.3, 0.6, 0.45, 0.1, 0.45])
+            .reshape([3, 3])
+            .log(),
+    };
+    assert_eq!(
+        vals(&head(Kind::Ordinal, 3).impute(&p, Median)),
+        [2.0, 3.0, 2.0]
+    );
+    assert_eq!(
+        vals(&head(Kind::Categorical, 3).impute(&p, Median)),
+        [1.0, 3.0, 1.0]
+    );
+}
+
+#[test]
 fn each_head_draws_from_its_likelihood() {
     tch::manual_seed(0);
     let n = 40_000;

@@ -142,7 +142,7 @@ impl Hivae {
                     m,
                     &widths,
                     zd + k,
-                    yd,
+                    yd + i64::from(m.spread),
                 ))
             }
         };
@@ -259,15 +259,21 @@ impl Hivae {
     }
 
     /// The likelihood parameters of each group of [`Self::heads`] (`[B, G]`): y = W_y z, plus
-    /// with the masked decoder its output for the cells visible before each column; column d's
-    /// head reads y_d and s.
+    /// with the masked decoder its output for the cells visible before each column (and a shift
+    /// of each variance); column d's head reads y_d and s.
     pub fn column_params(&self, z: &Tensor, s: &Tensor, visible: &Visible) -> Vec<Params> {
         let mut y = self.y_layer.forward(z);
-        if let Some(m) = &self.masked {
-            let context = Tensor::cat(&[z, s], 1);
-            y += m.forward(visible.coded, visible.seen, &context, &visible.pos);
-        }
-        self.heads.params(&y, s)
+        let Some(m) = &self.masked else {
+            return self.heads.params(&y, s, None);
+        };
+        let context = Tensor::cat(&[z, s], 1);
+        let out = m.forward(visible.coded, visible.seen, &context, &visible.pos);
+        let yd = self.config.y_dim;
+        y += out
+            .narrow(2, 0, yd)
+            .reshape([-1, yd * self.types.len() as i64]);
+        let shift = m.config.spread.then(|| out.select(2, yd));
+        self.heads.params(&y, s, shift.as_ref())
     }
 
     fn tau(&self, step: i64, batch_size: i64) -> f64 {

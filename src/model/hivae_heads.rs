@@ -151,14 +151,15 @@ impl Heads {
     }
 
     /// Each group's parameters (`[B, G]`, classes `[B, G, C]`) from `y: [B, D·y_dim]` and
-    /// `s: [B, s_dim]`: two products for all columns.
-    pub fn params(&self, y: &Tensor, s: &Tensor) -> Vec<Params> {
+    /// `s: [B, s_dim]`: two products for all columns. `shift: [B, D]` is added to the variances'
+    /// pre-activation of real and positive columns.
+    pub fn params(&self, y: &Tensor, s: &Tensor, shift: Option<&Tensor>) -> Vec<Params> {
         let loc =
             y.matmul(&(&self.y_weight * &self.y_mask)) + s.matmul(&self.s_weight) + &self.bias;
         let spread = s.matmul(&self.spread_weight) + &self.spread_bias;
         self.groups
             .iter()
-            .map(|g| g.params(&loc, &spread))
+            .map(|g| g.params(&loc, &spread, shift))
             .collect()
     }
 
@@ -217,7 +218,7 @@ impl HeadGroup {
     }
 
     /// The group's parameters from the location `[B, L]` and spread `[B, S]` outputs.
-    fn params(&self, loc: &Tensor, spread: &Tensor) -> Params {
+    fn params(&self, loc: &Tensor, spread: &Tensor, shift: Option<&Tensor>) -> Params {
         let (n, g) = (loc.size()[0], self.columns.len() as i64);
         let a = loc
             .narrow(1, self.loc_at, g * self.loc_width)
@@ -227,6 +228,12 @@ impl HeadGroup {
                 .narrow(1, self.spread_at, g * self.spread_width)
                 .reshape([n, g, self.spread_width])
         });
+        let spread = match (spread, shift) {
+            (Some(b), Some(sh)) if matches!(self.t.kind, Kind::Real | Kind::Positive) => {
+                Some(b + sh.index_select(1, &self.index).unsqueeze(2))
+            }
+            (b, _) => b,
+        };
         match self.t.kind {
             Kind::Real => Params::Normal {
                 mean: a.squeeze_dim(2),
@@ -304,20 +311,13 @@ impl HeadGroup {
                 match self.t.kind {
                     Kind::Positive => {
                         let (m, v) = (mean * &sd + &mu, var * sd.square());
-                        let at = match how {
-                            Imputation::Mode => m - v,
-                            Imputation::Mean => m + v * 0.5,
-                        };
-                        (at.exp() - 1.0).clamp_min(0.0)
+                        (how.log_normal_at(m, v).exp() - 1.0).clamp_min(0.0)
                     }
                     _ => mean * &sd + &mu,
                 }
             }
-            Params::Poisson { rate } => match how {
-                Imputation::Mode => rate.floor(),
-                Imputation::Mean => rate.round(),
-            },
-            Params::Classes { log_p } => log_p.argmax(2, false).to_kind(DType::Float) + 1.0,
+            Params::Poisson { rate } => how.poisson_at(rate),
+            Params::Classes { log_p } => how.class_at(log_p, self.t.kind == Kind::Ordinal),
         }
     }
 

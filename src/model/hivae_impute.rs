@@ -114,10 +114,18 @@ impl Hivae {
 
     /// Mean over columns of the per-column error of `x_hat` on `cells` (columns without cells skipped).
     pub fn error(&self, x_hat: &Tensor, cells: &Tensor) -> Option<f64> {
-        let errs: Vec<f64> = self
-            .types
-            .iter()
-            .enumerate()
+        self.error_of(x_hat, cells, |_| true)
+    }
+
+    /// [`Self::error`] over the columns whose type passes `keep`.
+    pub fn error_of(
+        &self,
+        x_hat: &Tensor,
+        cells: &Tensor,
+        keep: impl Fn(Kind) -> bool,
+    ) -> Option<f64> {
+        let errs: Vec<f64> = (self.types.iter().enumerate())
+            .filter(|(_, t)| keep(t.kind))
             .filter_map(|(j, t)| {
                 let j = j as i64;
                 column_error(
@@ -185,25 +193,41 @@ impl Hivae {
         if let Some(e) = self.error(&val.values, &self.val_cells) {
             out.push(("val_imputation_error".into(), e));
         }
-        // Test cells: both points side by side, and the configured one.
+        // Test cells: every point side by side, and the configured one; the validation error of
+        // each point too, to choose the point on validation cells.
         let mut test = None;
         let mut both = Vec::new();
-        for (how, name) in [
-            (Imputation::Mode, "test_imputation_error_mode"),
-            (Imputation::Mean, "test_imputation_error_mean"),
-        ] {
+        for how in Imputation::ALL {
+            let v = self.impute_as(&self.x, &self.train_seen, false, how)?;
+            if let Some(e) = self.error(&v.values, &self.val_cells) {
+                out.push((format!("val_imputation_error_{}", how.name()), e));
+            }
+            let name = format!("test_imputation_error_{}", how.name());
             let f = self.impute_as(&self.x, &self.all_seen, false, how)?;
             if let Some(e) = self.error(&f.values, &self.test_cells) {
-                both.push((name.to_string(), e));
+                both.push((name, e));
             }
             if how == self.config.imputation {
                 test = Some(f);
             }
         }
-        let test = test.expect("the configured imputation is mode or mean");
+        let test = test.expect("the configured imputation is one of Imputation::ALL");
         if let Some(e) = self.error(&test.values, &self.test_cells) {
             out.push(("test_imputation_error".into(), e));
             out.extend(both);
+            // By column type, to see where the error comes from.
+            for kind in [
+                Kind::Real,
+                Kind::Positive,
+                Kind::Count,
+                Kind::Categorical,
+                Kind::Ordinal,
+            ] {
+                let name = crate::data::hetero::ColumnType { kind, classes: 2 }.name();
+                if let Some(e) = self.error_of(&test.values, &self.test_cells, |k| k == kind) {
+                    out.push((format!("test_imputation_error_{name}"), e));
+                }
+            }
             out.push((
                 "test_mean_mode_error".into(),
                 self.error(&self.mean_mode_imputation(), &self.test_cells)

@@ -48,6 +48,14 @@ pub struct MaskedDecoderConfig {
     pub hidden: Vec<i64>,
     #[serde(default)]
     pub order: ColumnOrder,
+    /// Each column's output also shifts the pre-activation of its variance (real and positive
+    /// columns), so the spread too reads z, s and the cells before it, not s alone.
+    #[serde(default = "default_spread")]
+    pub spread: bool,
+}
+
+fn default_spread() -> bool {
+    true
 }
 
 impl MaskedDecoderConfig {
@@ -69,7 +77,6 @@ impl MaskedDecoderConfig {
 pub struct MaskedDecoder {
     pub config: MaskedDecoderConfig,
     columns: i64,
-    out_width: i64,
     /// The column of each input unit, `[W_in]`.
     input_column: Tensor,
     /// First layer: weights `[H0, W_in]`, context weights `[H0, c]`, bias.
@@ -92,7 +99,7 @@ fn degrees(width: i64, columns: i64) -> Vec<i64> {
 
 impl MaskedDecoder {
     /// `input_widths`: the coded width of each column (its indicator is added here);
-    /// `context_dim`: width of [z, s]; `out_width`: width added to each column's y_d.
+    /// `context_dim`: width of [z, s]; `out_width`: outputs per column (added to y_d, then a variance shift).
     pub fn new(
         p: &nn::Path,
         config: &MaskedDecoderConfig,
@@ -131,7 +138,6 @@ impl MaskedDecoder {
         Self {
             config: config.clone(),
             columns: d,
-            out_width,
             input_column: Tensor::from_slice(&input_column).to_device(dev),
             first: Init::Kaiming.linear(&(p / "input"), w_in, h[0]),
             context: Init::Kaiming.linear_no_bias(&(p / "context"), context_dim, h[0]),
@@ -143,7 +149,7 @@ impl MaskedDecoder {
         }
     }
 
-    /// The per-column outputs `[B, D·out_width]` (column-major blocks, as y) for coded inputs
+    /// The per-column outputs `[B, D, out_width]` for coded inputs
     /// `coded: [B, Σ widths]`, observed indicators `seen: [B, D]`, context `[B, c]` and the 1-based
     /// position of each column in each row's order `pos: [B, D]` (float).
     pub fn forward(&self, coded: &Tensor, seen: &Tensor, context: &Tensor, pos: &Tensor) -> Tensor {
@@ -173,7 +179,7 @@ impl MaskedDecoder {
             .to_kind(h.kind());
         let hm = h.unsqueeze(1) * sees; // [B, D, H]
         let out = hm.transpose(0, 1).bmm(&self.out_weight).transpose(0, 1) + &self.out_bias;
-        out.reshape([-1, self.columns * self.out_width])
+        out
     }
 
     /// Positions `[B, D]` for training: the table's order, or a fresh random one per row.
