@@ -163,11 +163,11 @@ def hyperimpute(types, x_obs):
     return plugin.fit_transform(pd.DataFrame(x_obs)).to_numpy(dtype=float)
 
 
-def error(types, x, fill, cells):
+def error(types, x, fill, cells, keep=lambda t: True):
     errs = []
     for j, (t, k) in enumerate(types):
         c = cells[:, j]
-        if not c.any():
+        if not c.any() or not keep(t):
             continue
         d = x[c, j] - fill[c, j]
         if t == "cat":
@@ -177,7 +177,7 @@ def error(types, x, fill, cells):
         else:
             present = x[~np.isnan(x[:, j]), j]
             errs.append(np.sqrt(np.mean(d ** 2)) / max(present.max() - present.min(), 1e-12))
-    return float(np.mean(errs))
+    return float(np.mean(errs)) if errs else float("nan")
 
 
 known = {"mean/mode": mean_mode, "MICE": mice, "KNN": knn, "missForest": missforest,
@@ -187,6 +187,8 @@ print(f"{'table':<8}{'missing':>8}" + "".join(f"{m:>22}" for m, _ in methods))
 for name in a.tables:
     types, x = load(name)
     secs = {m: 0.0 for m, _ in methods}
+    kinds = sorted({t for t, _ in types})
+    by_type = {m: {t: [] for t in kinds} for m, _ in methods}
     for rate in a.rates:
         res = {m: [] for m, _ in methods}
         for s in a.masks:
@@ -198,8 +200,14 @@ for name in a.tables:
                 fill = to_support(types, f(types, x_obs))
                 secs[m] += time.perf_counter() - t0
                 res[m].append(error(types, x, fill, cells))
+                for t in kinds:
+                    by_type[m][t].append(error(types, x, fill, cells, lambda k: k == t))
         cells_txt = "".join(
             f"{statistics.mean(v):>13.4f} ± {statistics.stdev(v) if len(v) > 1 else 0:.4f}"
             for v in res.values())
         print(f"{name:<8}{rate:>7}%{cells_txt}", flush=True)
     print(f"{name}: seconds " + ", ".join(f"{m} {t:.1f}" for m, t in secs.items()), flush=True)
+    # By column type, mean over every rate and mask (as the protocol's table for HI-VAE).
+    for m, _ in methods:
+        print(f"{name}: {m} by type " + ", ".join(
+            f"{t} {statistics.mean(v):.4f}" for t, v in by_type[m].items()), flush=True)

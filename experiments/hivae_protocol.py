@@ -88,3 +88,18 @@ for d in a.datasets:
                   for n in names if metric(n, "test_imputation_error") is not None]
         worst = f"{max(ratios):.3f}" if ratios else "–"
         print(f"| {d} | {m} | {secs:.0f} | {int(clamped)} | {worst} |")
+
+# Per method and table: the test error by column type (mean over every rate and mask), to see
+# where the error comes from.
+types = ["real", "pos", "count", "cat", "ordinal"]
+print()
+print("| data | method | " + " | ".join(types) + " |")
+print("|---|---|" + "---|" * len(types))
+for d in a.datasets:
+    for m in a.methods:
+        names = [f"{m}-{d}-m{r}-{s}" for r in a.rates for s in a.seeds]
+        row = []
+        for t in types:
+            v = [x for x in (metric(n, f"test_imputation_error_{t}") for n in names) if x is not None]
+            row.append(f"{statistics.mean(v):.4f}" if v else "–")
+        print(f"| {d} | {m} | " + " | ".join(row) + " |")

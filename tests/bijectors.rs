@@ -383,3 +383,23 @@ fn sylvester_inverse_gradient_matches_finite_differences() {
     ];
     assert_inverse_gradient(&(sample(16, 3, 5) * 2.0), &theta, &sylvester);
 }
+
+/// A spline's bins each keep at least 1e-3 of the interval, so 1,000 bins or more would leave
+/// the learned widths nothing (zero or negative widths): refused with a reason, as are fewer
+/// than 2 bins and a bound that is not positive; 999 bins and 2 bins are fine.
+#[test]
+fn spline_laws_outside_their_range_are_refused() {
+    use flowlab::bijector::law::Law;
+    let err = |bins: i64, bound: f64| Law::Spline { bins, bound }.validate().err();
+    for bins in [1000, 5000] {
+        let e = err(bins, 3.0).expect("too many bins accepted");
+        assert!(
+            e.contains("fewer than 1000") && e.contains(&bins.to_string()),
+            "{e}"
+        );
+    }
+    assert!(err(1, 3.0).unwrap().contains("at least 2"));
+    assert!(err(8, 0.0).unwrap().contains("bound"));
+    assert_eq!(err(999, 3.0), None);
+    assert_eq!(err(2, 3.0), None);
+}

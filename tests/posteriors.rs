@@ -209,6 +209,33 @@ fn orthogonalized_and_householder_q_are_orthogonal() {
     );
 }
 
+/// O-SNF at the protocol's sizes (z = 64, M = 32 columns, a batch of encoder outputs) in float32:
+/// a rank-deficient matrix (a zero column: a singular value of 0, which the iteration never
+/// moves) still gets an orthonormal Q (the QR fallback) instead of aborting training.
+#[test]
+fn orthogonalization_of_a_rank_deficient_matrix_does_not_abort() {
+    let _rng = common::rng_lock();
+    tch::manual_seed(5);
+    let opts = (Kind::Float, Device::Cpu);
+    let a = Tensor::randn([8, 64, 32], opts);
+    let _ = a.select(2, 1).fill_(0.0);
+    let q = orthogonalize(&a).expect("the orthogonalization aborted");
+    assert_eq!(q.size(), [8, 64, 32]);
+    let err = (q.transpose(-2, -1).matmul(&q) - Tensor::eye(32, opts))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(err < 1e-4, "|QᵀQ − I| = {err}");
+    // Q spans the same columns: its first column is the first input column, normalized.
+    let first = a.select(2, 0)
+        / a.select(2, 0)
+            .norm_scalaropt_dim(2, [1i64].as_slice(), true);
+    let cos = (q.select(2, 0) * first)
+        .sum_dim_intlist(1, false, Kind::Float)
+        .abs();
+    assert!(cos.min().double_value(&[]) > 0.999, "first column {cos:?}");
+}
+
 /// The three checks on 2-D Sylvester and gated IAF layers with free parameters.
 #[test]
 fn sylvester_and_gated_iaf_pass_the_three_checks() {

@@ -69,6 +69,13 @@ impl Law {
             Law::Spline { bins, bound } if bins < 2 => Err(format!(
                 "spline bins must be at least 2, got {bins} (bound {bound})"
             )),
+            // Each bin keeps at least MIN_BIN of the interval: with 1/MIN_BIN bins or more the
+            // floors alone fill it and the learned widths would be zero or negative.
+            Law::Spline { bins, .. } if bins as f64 * super::spline::MIN_BIN >= 1.0 => Err(format!(
+                "spline bins must be fewer than {} (each bin keeps at least {} of the interval), got {bins}",
+                (1.0 / super::spline::MIN_BIN).round(),
+                super::spline::MIN_BIN
+            )),
             Law::Spline { bound, .. } if !(bound.is_finite() && bound > 0.0) => Err(format!(
                 "spline bound must be positive and finite, got {bound}"
             )),

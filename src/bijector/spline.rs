@@ -34,8 +34,9 @@ use super::FlowResult;
 use tch::{Kind, Tensor};
 
 /// Smallest bin width and height, as fractions of 2B, and smallest interior derivative (the
-/// paper's reference code uses the same 1e-3 floors): keeps every piece well conditioned.
-const MIN_BIN: f64 = 1e-3;
+/// paper's reference code uses the same 1e-3 floors): keeps every piece well conditioned. The
+/// floors take `MIN_BIN · bins` of the interval, so fewer than 1/MIN_BIN bins fit.
+pub const MIN_BIN: f64 = 1e-3;
 const MIN_DERIVATIVE: f64 = 1e-3;
 
 /// Monotone rational-quadratic spline on [−bound, bound], identity outside; one spline per

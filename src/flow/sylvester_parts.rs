@@ -21,7 +21,13 @@ pub fn upper_triangular(full: &Tensor, d1: &Tensor, d2: &Tensor) -> (Tensor, Ten
 /// Iterative orthogonalization (paper eq. 15, Kovarik 1970; Björck & Bowie 1971): scale Q to unit
 /// Frobenius norm (so all singular values are ≤ 1), then Q ← Q (I + ½(I − QᵀQ)) until
 /// max|QᵀQ − I| is at rounding level. Each step maps a singular value σ to σ(3 − σ²)/2, which
-/// converges to 1 for σ ∈ (0, √3). `q: [(batch,) D, M]`, M ≤ D, full column rank.
+/// converges to 1 for σ ∈ (0, √3). `q: [(batch,) D, M]`, M ≤ D.
+///
+/// A singular value near 0 (an encoder output of nearly dependent columns) grows only by 3/2 a
+/// step, so 100 steps may not reach the tolerance, in float32 above all. Training must not stop
+/// there, and the flow's log-det needs QᵀQ = I exactly (det(I + Q R̃ R Qᵀ) = det(I + R̃ R) holds
+/// only then): such a batch takes the Q of a Householder QR decomposition instead, orthonormal
+/// for any matrix, with a warning the first time it happens in a process.
 pub fn orthogonalize(q: &Tensor) -> FlowResult<Tensor> {
     let size = q.size();
     let m = size[size.len() - 1];
@@ -31,14 +37,15 @@ pub fn orthogonalize(q: &Tensor) -> FlowResult<Tensor> {
         .sum_dim_intlist([-2i64, -1].as_slice(), true, q.kind())
         .sqrt()
         .clamp_min(1e-12);
-    let mut q = q / norm;
+    let start = q / norm;
+    let mut q = start.shallow_clone();
     let (tight, loose) = if q.kind() == Kind::Double {
         (1e-12, 1e-6)
     } else {
         (2e-6, 1e-4)
     };
     let mut err = f64::INFINITY;
-    for _ in 0..100 {
+    for _ in 0..ITERATIONS {
         let qtq = q.transpose(-2, -1).matmul(&q);
         err = tch::no_grad(|| (&qtq - &eye).abs().max().double_value(&[]));
         if err <= tight {
@@ -49,12 +56,31 @@ pub fn orthogonalize(q: &Tensor) -> FlowResult<Tensor> {
     if err <= loose {
         return Ok(q);
     }
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "warning: sylvester (orthogonalization of Q) left a residual of {err:.1e} after {ITERATIONS} steps; such batches use a QR decomposition instead (said once)"
+        );
+    }
+    let (qr_q, _) = Tensor::linalg_qr(&start, "reduced");
+    let residual = tch::no_grad(|| {
+        (qr_q.transpose(-2, -1).matmul(&qr_q) - &eye)
+            .abs()
+            .max()
+            .double_value(&[])
+    });
+    if residual.is_finite() && residual <= loose {
+        return Ok(qr_q);
+    }
     Err(FlowError::NotConverged {
-        bijector: "sylvester (orthogonalization of Q)".into(),
-        residual: err,
-        iterations: 100,
+        bijector: "sylvester (orthogonalization of Q, and its QR fallback)".into(),
+        residual,
+        iterations: ITERATIONS,
     })
 }
+
+/// Steps of the iterative orthogonalization before its QR fallback.
+const ITERATIONS: usize = 100;
 
 /// Q = H_1 ⋯ H_n with H_i = I − 2 v_i v_iᵀ/‖v_i‖² (H-SNF): `v: [(batch,) n, D]` → `[(batch,) D, D]`,
 /// orthogonal for any non-zero v_i.
