@@ -118,20 +118,9 @@ fn each_column_reads_only_the_observed_cells_before_it() {
     }
 }
 
-#[test]
-fn imputation_puts_each_rows_observed_columns_first() {
-    let vs = tch::nn::VarStore::new(Device::Cpu);
-    let cfg: MaskedDecoderConfig = serde_json::from_str(r#"{"hidden": [8]}"#).unwrap();
-    let dec = MaskedDecoder::new(&vs.root(), &cfg, &[1, 3, 1, 2, 1], 4, 2);
-    let seen = Tensor::from_slice(&[
-        1.0f32, 0.0, 1.0, 0.0, 1.0, //
-        0.0, 0.0, 0.0, 0.0, 1.0, //
-        1.0, 1.0, 1.0, 1.0, 1.0, //
-        0.0, 1.0, 0.0, 1.0, 0.0,
-    ])
-    .reshape([4, 5]);
-    let pos =
-        Vec::<Vec<f64>>::try_from(dec.imputation_positions(&seen).to_kind(Kind::Double)).unwrap();
+/// Asserts each row of `pos` is a permutation of 1..=5 with the row's `seen` columns first.
+fn assert_seen_first(pos: &Tensor, seen: &Tensor) {
+    let pos = Vec::<Vec<f64>>::try_from(pos.to_kind(Kind::Double)).unwrap();
     let seen = Vec::<Vec<f64>>::try_from(seen.to_kind(Kind::Double)).unwrap();
     for (p, o) in pos.iter().zip(&seen) {
         let mut sorted = p.clone();
@@ -145,6 +134,56 @@ fn imputation_puts_each_rows_observed_columns_first() {
         for (pj, oj) in p.iter().zip(o) {
             assert_eq!(*oj == 1.0, *pj <= observed, "row {o:?} got positions {p:?}");
         }
+    }
+}
+
+fn decoder(order: &str) -> MaskedDecoder {
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let cfg: MaskedDecoderConfig =
+        serde_json::from_str(&format!(r#"{{"hidden": [8], "order": "{order}"}}"#)).unwrap();
+    MaskedDecoder::new(&vs.root(), &cfg, &[1, 3, 1, 2, 1], 4, 2)
+}
+
+fn some_seen() -> Tensor {
+    Tensor::from_slice(&[
+        1.0f32, 0.0, 1.0, 0.0, 1.0, //
+        0.0, 0.0, 0.0, 0.0, 1.0, //
+        1.0, 1.0, 1.0, 1.0, 1.0, //
+        0.0, 1.0, 0.0, 1.0, 0.0,
+    ])
+    .reshape([4, 5])
+}
+
+#[test]
+fn imputation_puts_each_rows_observed_columns_first() {
+    for order in ["random", "shown_first"] {
+        let seen = some_seen();
+        assert_seen_first(&decoder(order).imputation_positions(&seen), &seen);
+    }
+}
+
+/// `shown_first` trains in the condition of imputation: shown cells first, in an order that
+/// changes from step to step (so every prefix of the shown cells is trained).
+#[test]
+fn shown_first_training_puts_the_shown_cells_first_in_random_orders() {
+    let dec = decoder("shown_first");
+    let seen = some_seen().repeat([50, 1]);
+    let first = dec.training_positions(&seen);
+    assert_seen_first(&first, &seen);
+    let second = dec.training_positions(&seen);
+    assert_seen_first(&second, &seen);
+    assert!(
+        first.ne_tensor(&second).any().int64_value(&[]) == 1,
+        "two training steps drew the same orders"
+    );
+    // Rows with three shown cells: each of them comes first in some row.
+    let mut leaders = Vec::new();
+    for r in (0..200).step_by(4) {
+        let row = first.get(r);
+        leaders.push(i64::try_from(row.argmin(0, false)).unwrap());
+    }
+    for c in [0, 2, 4] {
+        assert!(leaders.contains(&c), "column {c} never led: {leaders:?}");
     }
 }
 

@@ -17,7 +17,8 @@
 //! and the output mask is built per row from π. Training offers a fixed order (the table's) or a
 //! fresh random order per row and step, MADE's order-agnostic training (Uria et al. 2014, §3;
 //! Germain et al. 2015, §3.3), under which every subset of the observed cells is a prefix of some
-//! order. At imputation the row's observed columns come first, so every missing cell conditions on
+//! order, or random orders with the row's shown cells first, which trains exactly the
+//! conditionals imputation uses. At imputation the row's observed columns come first, so every missing cell conditions on
 //! all observed cells of its row; missing predecessors enter as missing (zero with indicator 0),
 //! exactly as cells missing from the table do in training.
 use super::hivae::Hivae;
@@ -34,6 +35,10 @@ pub enum ColumnOrder {
     /// A fresh random order per row and step (order-agnostic training).
     #[default]
     Random,
+    /// A fresh random order per row and step with the row's shown cells first (those neither
+    /// missing nor hidden by `hide_inputs`), so each scored hidden cell reads every shown cell of
+    /// its row: in training as at imputation, where the observed cells come first.
+    ShownFirst,
 }
 
 fn default_hidden() -> Vec<i64> {
@@ -182,13 +187,17 @@ impl MaskedDecoder {
         out
     }
 
-    /// Positions `[B, D]` for training: the table's order, or a fresh random one per row.
-    pub fn training_positions(&self, rows: i64, like: &Tensor) -> Tensor {
+    /// Positions `[B, D]` for training rows whose shown cells are `seen`: the table's order, or a
+    /// fresh random one per row (with `shown_first`, the shown cells in the first places).
+    pub fn training_positions(&self, seen: &Tensor) -> Tensor {
+        let rows = seen.size()[0];
+        let keys = || Tensor::rand([rows, self.columns], (Kind::Float, seen.device()));
         match self.config.order {
-            ColumnOrder::Fixed => self.fixed_positions(rows, like),
-            ColumnOrder::Random => {
-                let keys = Tensor::rand([rows, self.columns], (Kind::Float, like.device()));
-                Self::ranks(&keys, like)
+            ColumnOrder::Fixed => self.fixed_positions(rows, seen),
+            ColumnOrder::Random => Self::ranks(&keys(), seen),
+            // Keys of shown cells lie in [0, 1), of the others in [1, 2).
+            ColumnOrder::ShownFirst => {
+                Self::ranks(&(keys() + 1.0 - seen.to_kind(Kind::Float)), seen)
             }
         }
     }
@@ -198,7 +207,7 @@ impl MaskedDecoder {
     pub fn imputation_positions(&self, seen: &Tensor) -> Tensor {
         match self.config.order {
             ColumnOrder::Fixed => self.fixed_positions(seen.size()[0], seen),
-            ColumnOrder::Random => {
+            ColumnOrder::Random | ColumnOrder::ShownFirst => {
                 let j = Tensor::arange(self.columns, (Kind::Float, seen.device()));
                 let keys = (1.0 - seen.to_kind(Kind::Float)) * self.columns as f64 + j;
                 Self::ranks(&keys, seen)
@@ -242,7 +251,7 @@ impl Hivae {
         let pos = match &self.masked {
             None => Tensor::zeros([0], (Kind::Float, seen.device())),
             Some(m) if for_imputation => m.imputation_positions(seen),
-            Some(m) => m.training_positions(seen.size()[0], seen),
+            Some(m) => m.training_positions(seen),
         };
         Visible { coded, seen, pos }
     }
