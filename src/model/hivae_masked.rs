@@ -183,8 +183,7 @@ impl MaskedDecoder {
             .gt_tensor(&self.last_degrees.view([1, 1, -1]))
             .to_kind(h.kind());
         let hm = h.unsqueeze(1) * sees; // [B, D, H]
-        let out = hm.transpose(0, 1).bmm(&self.out_weight).transpose(0, 1) + &self.out_bias;
-        out
+        hm.transpose(0, 1).bmm(&self.out_weight).transpose(0, 1) + &self.out_bias
     }
 
     /// Positions `[B, D]` for training rows whose shown cells are `seen`: the table's order, or a
