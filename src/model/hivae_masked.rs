@@ -18,9 +18,9 @@
 //! fresh random order per row and step, MADE's order-agnostic training (Uria et al. 2014, §3;
 //! Germain et al. 2015, §3.3), under which every subset of the observed cells is a prefix of some
 //! order, or random orders with the row's shown cells first, which trains exactly the
-//! conditionals imputation uses. At imputation the row's observed columns come first, so every missing cell conditions on
-//! all observed cells of its row; missing predecessors enter as missing (zero with indicator 0),
-//! exactly as cells missing from the table do in training.
+//! conditionals imputation uses. At imputation the row's observed columns come first, so every
+//! missing cell conditions on all observed cells of its row; missing predecessors enter as missing
+//! (zero with indicator 0), exactly as cells missing from the table do in training.
 use super::hivae::Hivae;
 use crate::nn::init::Init;
 use serde::{Deserialize, Serialize};
