@@ -6,6 +6,7 @@ use common::hivae_table::{config, synthetic};
 use common::*;
 use flowlab::experiment::config::{ExperimentConfig, ModelConfig};
 use flowlab::model::hivae::Hivae;
+use flowlab::model::hivae_heads::pool;
 use flowlab::model::hivae_lik::{input_width, Params};
 use flowlab::model::hivae_masked::{MaskedDecoder, MaskedDecoderConfig, Visible};
 use flowlab::model::Model;
@@ -158,7 +159,7 @@ fn some_seen() -> Tensor {
 fn imputation_puts_each_rows_observed_columns_first() {
     for order in ["random", "shown_first"] {
         let seen = some_seen();
-        assert_seen_first(&decoder(order).imputation_positions(&seen), &seen);
+        assert_seen_first(&decoder(order).imputation_positions(&seen, false), &seen);
     }
 }
 
@@ -191,7 +192,8 @@ fn shown_first_training_puts_the_shown_cells_first_in_random_orders() {
 fn a_masked_decoder_run_imputes_and_samples() {
     let dir = scratch("hivae-masked-run");
     synthetic(&dir);
-    let extra = r#", "masked_decoder": { "hidden": [32] }, "hide_inputs": 0.2"#;
+    let extra =
+        r#", "masked_decoder": { "hidden": [32], "imputation_orders": 4 }, "hide_inputs": 0.2"#;
     let o = run_config(&dir, "c.json", &config(&dir, "md", 30, extra));
     assert!(o.status.success(), "{}", stderr(&o));
     let run = dir.join("runs/md");
@@ -204,6 +206,14 @@ fn a_masked_decoder_run_imputes_and_samples() {
         err.is_finite() && err < base,
         "error {err} vs mean/mode {base}"
     );
+    // Re-evaluated with one order and with 16 pooled: both beat mean/mode imputation.
+    for r in ["1", "16"] {
+        let o = flowlab(&["eval", run.to_str().unwrap(), "--samples", r]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let e = e["test_imputation_error"].as_f64().unwrap();
+        assert!(e.is_finite() && e < base, "R = {r}: error {e} vs {base}");
+    }
     let input = write(&dir, "gaps.csv", "1.5,,3,,2\n,7.1,,1,\n");
     let out = dir.join("filled.csv");
     let o = flowlab(&[
@@ -248,4 +258,44 @@ fn a_masked_decoder_run_imputes_and_samples() {
             "{r:?}"
         );
     }
+}
+
+/// Pooling over orders is the equally weighted mixture: class probabilities averaged, a Gaussian
+/// with the mixture's mean and variance (the spread of the means included), the mean rate.
+#[test]
+fn pooled_likelihoods_are_the_mixtures_moments() {
+    let t = |v: &[f64]| Tensor::from_slice(v).reshape([1, -1]);
+    let normal = |m: &[f64], v: &[f64]| Params::Normal {
+        mean: t(m),
+        var: t(v),
+    };
+    let Params::Normal { mean, var } = pool(vec![
+        normal(&[1.0, 0.0], &[1.0, 2.0]),
+        normal(&[3.0, 0.0], &[3.0, 2.0]),
+    ]) else {
+        panic!("a Gaussian pools to a Gaussian")
+    };
+    assert!(mean.allclose(&t(&[2.0, 0.0]), 0.0, 1e-12, false), "{mean}");
+    // (1 + 3)/2 + ((3 − 1)/2)² = 3; equal means keep the variance.
+    assert!(var.allclose(&t(&[3.0, 2.0]), 0.0, 1e-12, false), "{var}");
+    let Params::Poisson { rate } = pool(vec![
+        Params::Poisson { rate: t(&[1.0]) },
+        Params::Poisson { rate: t(&[4.0]) },
+    ]) else {
+        panic!("a Poisson pools to a Poisson")
+    };
+    assert!(rate.allclose(&t(&[2.5]), 0.0, 1e-12, false), "{rate}");
+    let classes = |p: &[f64]| Params::Classes {
+        log_p: t(p).log().unsqueeze(0),
+    };
+    let Params::Classes { log_p } =
+        pool(vec![classes(&[0.9, 0.1, 0.0]), classes(&[0.1, 0.5, 0.4])])
+    else {
+        panic!("classes pool to classes")
+    };
+    let p = log_p.exp().squeeze();
+    assert!(
+        p.allclose(&Tensor::from_slice(&[0.5, 0.3, 0.2]), 0.0, 1e-12, false),
+        "{p}"
+    );
 }

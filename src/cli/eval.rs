@@ -8,8 +8,9 @@ use std::path::PathBuf;
 pub struct EvalArgs {
     /// A trained run folder.
     pub run_dir: PathBuf,
-    /// Monte-Carlo samples: flow_fit's eval_samples, or a VAE's importance samples per test
-    /// image (default: the config's).
+    /// Monte-Carlo samples: flow_fit's eval_samples, a VAE's importance samples per test
+    /// image, or a masked-decoder HI-VAE's column orders pooled for point imputation
+    /// (default: the config's).
     #[arg(long)]
     pub samples: Option<i64>,
     /// Precision to load the weights in and compute with: f32 or f64 (default: the run's
@@ -30,7 +31,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 m.evaluation.importance_samples = n;
                 m.evaluation.validate(m.latent_dim, "--samples")?;
             }
-            _ => bail!("--samples applies to flow_fit and vae runs only (density runs and autoencoders evaluate deterministically on their test set)"),
+            ModelConfig::Hivae(m) => match &mut m.masked_decoder {
+                Some(d) => d.imputation_orders = n,
+                None => bail!("--samples on a HI-VAE run sets masked_decoder.imputation_orders (column orders pooled for point imputation); this run has no masked decoder"),
+            },
+            _ => bail!("--samples applies to flow_fit, vae and masked-decoder hivae runs only (density runs and autoencoders evaluate deterministically on their test set)"),
         }
     }
     let model = super::build_loaded(&cfg, &args.run_dir, args.dtype, true)?;

@@ -346,3 +346,49 @@ impl HeadGroup {
         }
     }
 }
+
+/// One likelihood for the equally weighted mixture of `ps` (the same group's parameters under
+/// several column orders): class probabilities are averaged exactly; a Gaussian (of x, or of
+/// ln(1 + x) for positive columns) takes the mixture's mean and variance; a Poisson the mixture's
+/// mean rate. Point imputations are then read from the pooled likelihood.
+pub fn pool(ps: Vec<Params>) -> Params {
+    let r = ps.len() as f64;
+    match &ps[0] {
+        Params::Normal { .. } => {
+            let (means, vars): (Vec<Tensor>, Vec<Tensor>) = ps
+                .into_iter()
+                .map(|p| match p {
+                    Params::Normal { mean, var } => (mean, var),
+                    _ => unreachable!("one group has one likelihood"),
+                })
+                .unzip();
+            let means = Tensor::stack(&means, 0);
+            let mean = means.mean_dim(0, false, None);
+            let second = (Tensor::stack(&vars, 0) + means.square()).mean_dim(0, false, None);
+            let var = (second - mean.square()).clamp_min(0.0);
+            Params::Normal { mean, var }
+        }
+        Params::Poisson { .. } => {
+            let rates: Vec<Tensor> = ps
+                .into_iter()
+                .map(|p| match p {
+                    Params::Poisson { rate } => rate,
+                    _ => unreachable!("one group has one likelihood"),
+                })
+                .collect();
+            let rate = Tensor::stack(&rates, 0).mean_dim(0, false, None);
+            Params::Poisson { rate }
+        }
+        Params::Classes { .. } => {
+            let logs: Vec<Tensor> = ps
+                .into_iter()
+                .map(|p| match p {
+                    Params::Classes { log_p } => log_p,
+                    _ => unreachable!("one group has one likelihood"),
+                })
+                .collect();
+            let log_p = Tensor::stack(&logs, 0).logsumexp([0i64].as_slice(), false) - r.ln();
+            Params::Classes { log_p }
+        }
+    }
+}

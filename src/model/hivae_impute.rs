@@ -96,7 +96,11 @@ impl Hivae {
                     let flow = self.posterior.flow(&h)?;
                     flow.forward(&mean, None)?.0
                 };
-                let params = self.column_params(&z, &s, &self.visible(&xin, &ss, true));
+                let params = if draw {
+                    self.column_params(&z, &s, &self.visible(&xin, &ss, true))
+                } else {
+                    self.imputation_params(&z, &s, &xin, &ss)
+                };
                 out.push(self.assemble(
                     &params,
                     |g, p| {
@@ -189,18 +193,18 @@ impl Hivae {
             elbo += (ll - t.kl_z - t.kl_s).sum(DType::Double).double_value(&[]);
         }
         out.push(("elbo".into(), elbo / self.rows() as f64));
-        let val = self.impute_with(&self.x, &self.train_seen, false)?;
-        if let Some(e) = self.error(&val.values, &self.val_cells) {
-            out.push(("val_imputation_error".into(), e));
-        }
-        // Test cells: every point side by side, and the configured one; the validation error of
-        // each point too, to choose the point on validation cells.
-        let mut test = None;
+        // Validation and test cells: every point side by side, and the configured one (the same
+        // imputation, so the figures agree where orders are drawn at random); the validation
+        // error of each point is there to choose the point by.
+        let (mut val, mut test) = (None, None);
         let mut both = Vec::new();
         for how in Imputation::ALL {
             let v = self.impute_as(&self.x, &self.train_seen, false, how)?;
             if let Some(e) = self.error(&v.values, &self.val_cells) {
-                out.push((format!("val_imputation_error_{}", how.name()), e));
+                both.push((format!("val_imputation_error_{}", how.name()), e));
+                if how == self.config.imputation {
+                    out.push(("val_imputation_error".into(), e));
+                }
             }
             let name = format!("test_imputation_error_{}", how.name());
             let f = self.impute_as(&self.x, &self.all_seen, false, how)?;
@@ -208,10 +212,12 @@ impl Hivae {
                 both.push((name, e));
             }
             if how == self.config.imputation {
-                test = Some(f);
+                (val, test) = (Some(v), Some(f));
             }
         }
-        let test = test.expect("the configured imputation is one of Imputation::ALL");
+        let (val, test) = val
+            .zip(test)
+            .expect("the configured imputation is one of Imputation::ALL");
         if let Some(e) = self.error(&test.values, &self.test_cells) {
             out.push(("test_imputation_error".into(), e));
             out.extend(both);

@@ -22,6 +22,8 @@
 //! missing cell conditions on all observed cells of its row; missing predecessors enter as missing
 //! (zero with indicator 0), exactly as cells missing from the table do in training.
 use super::hivae::Hivae;
+use super::hivae_heads::pool;
+use super::hivae_lik::Params;
 use crate::nn::init::Init;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
@@ -57,6 +59,16 @@ pub struct MaskedDecoderConfig {
     /// columns), so the spread too reads z, s and the cells before it, not s alone.
     #[serde(default = "default_spread")]
     pub spread: bool,
+    /// Point imputations read the likelihood pooled over this many column orders, each with the
+    /// row's observed cells first in a random order (an ensemble over orders, Uria et al. 2014,
+    /// §3; Germain et al. 2015, §3.3): the hidden units' degrees make each order read the row
+    /// differently. 1: one order, the observed cells in the table's order.
+    #[serde(default = "default_imputation_orders")]
+    pub imputation_orders: i64,
+}
+
+fn default_imputation_orders() -> i64 {
+    1
 }
 
 fn default_spread() -> bool {
@@ -69,6 +81,15 @@ impl MaskedDecoderConfig {
             !self.hidden.is_empty() && self.hidden.iter().all(|&h| h >= 1),
             "field `model.hivae.masked_decoder.hidden`: give at least one layer, each of width at least 1, got {:?}",
             self.hidden
+        );
+        anyhow::ensure!(
+            self.imputation_orders >= 1,
+            "field `model.hivae.masked_decoder.imputation_orders`: give at least 1, got {}",
+            self.imputation_orders
+        );
+        anyhow::ensure!(
+            self.imputation_orders == 1 || self.order != ColumnOrder::Fixed,
+            "field `model.hivae.masked_decoder.imputation_orders`: a decoder trained in the fixed order imputes in that order only; set 1 or train with a random order"
         );
         anyhow::ensure!(
             columns >= 2,
@@ -201,14 +222,21 @@ impl MaskedDecoder {
         }
     }
 
-    /// Positions for imputation: each row's observed columns first (in the table's order), then
-    /// its missing ones; with a fixed training order, the table's order.
-    pub fn imputation_positions(&self, seen: &Tensor) -> Tensor {
+    /// Positions for imputation: each row's observed columns first (in the table's order, or
+    /// `shuffled` in a fresh random one per row), then its missing ones; with a fixed training
+    /// order, the table's order.
+    pub fn imputation_positions(&self, seen: &Tensor, shuffled: bool) -> Tensor {
         match self.config.order {
             ColumnOrder::Fixed => self.fixed_positions(seen.size()[0], seen),
             ColumnOrder::Random | ColumnOrder::ShownFirst => {
-                let j = Tensor::arange(self.columns, (Kind::Float, seen.device()));
-                let keys = (1.0 - seen.to_kind(Kind::Float)) * self.columns as f64 + j;
+                let unseen = 1.0 - seen.to_kind(Kind::Float);
+                let keys = if shuffled {
+                    Tensor::rand([seen.size()[0], self.columns], (Kind::Float, seen.device()))
+                        + unseen
+                } else {
+                    let j = Tensor::arange(self.columns, (Kind::Float, seen.device()));
+                    unseen * self.columns as f64 + j
+                };
                 Self::ranks(&keys, seen)
             }
         }
@@ -249,9 +277,40 @@ impl Hivae {
     ) -> Visible<'a> {
         let pos = match &self.masked {
             None => Tensor::zeros([0], (Kind::Float, seen.device())),
-            Some(m) if for_imputation => m.imputation_positions(seen),
+            Some(m) if for_imputation => m.imputation_positions(seen, false),
             Some(m) => m.training_positions(seen),
         };
         Visible { coded, seen, pos }
+    }
+}
+
+impl Hivae {
+    /// The likelihood parameters used for point imputation of rows `coded`/`seen` at (z, s):
+    /// one pass with the observed cells first, or with `imputation_orders` R > 1 the pool
+    /// ([`pool`]) of R passes, each with its own random order of the observed cells.
+    pub(super) fn imputation_params(
+        &self,
+        z: &Tensor,
+        s: &Tensor,
+        coded: &Tensor,
+        seen: &Tensor,
+    ) -> Vec<Params> {
+        let orders = self
+            .masked
+            .as_ref()
+            .map_or(1, |m| m.config.imputation_orders);
+        let Some(m) = self.masked.as_ref().filter(|_| orders > 1) else {
+            return self.column_params(z, s, &self.visible(coded, seen, true));
+        };
+        let mut per_group: Vec<Vec<Params>> = Vec::new();
+        for _ in 0..orders {
+            let pos = m.imputation_positions(seen, true);
+            let params = self.column_params(z, s, &Visible { coded, seen, pos });
+            per_group.resize_with(params.len(), Vec::new);
+            for (g, p) in per_group.iter_mut().zip(params) {
+                g.push(p);
+            }
+        }
+        per_group.into_iter().map(pool).collect()
     }
 }
