@@ -3,10 +3,11 @@
 //!
 //! | scheme | weights | bias | used by |
 //! |---|---|---|---|
-//! | [`Init::Kaiming`] | U(±√(6/fan_in)) | U(±1/√fan_in) | VAE and HI-VAE MLP coders, q0's heads, IAF's context |
+//! | [`Init::Kaiming`] | U(±√(6/fan_in)) | U(±1/√fan_in) | VAE and HI-VAE MLP coders, HI-VAE's masked decoder (its last layer zero), q0's heads, IAF's context |
 //! | [`Init::Torch`] | U(±1/√fan_in) | U(±1/√fan_in) | hidden layers of conditioners (MLP, MADE, conv) |
 //! | [`Init::Scaled`] | the Torch bound × factor | the same | heads that compute flow parameters |
 //! | [`Init::Zero`] | 0 | 0 | last layer of a conditioner (the layer starts as the identity) |
+//! | U(±0.1), in `nn::made` | U(±0.1) | none | MADE's context weights (a bound that does not depend on the context's width) |
 //!
 //! Convolutions of the gated-conv coders keep tch's default (Kaiming weights, zero bias).
 //!
@@ -16,8 +17,13 @@
 //! the heads that compute a posterior flow's parameters from the encoder's features, either
 //! default makes a fresh flow move z far (Sylvester heads: by ‖Δz‖ ≈ 38 in 64-D against q0's own
 //! noise of ≈ 7), the first KL estimates are hundreds of nats and the posterior collapses during
-//! warm-up; those heads are `Scaled(HEAD_SCALE)`, so every fresh flow posterior starts within a
-//! few per cent of the identity (checked in the `init` tests) and the data-dependence is learned.
+//! warm-up; those heads are `Scaled(HEAD_SCALE)`, so every fresh flow posterior starts at the
+//! form its paper has when the heads add nothing, and the data-dependence is learned. That form
+//! is the identity for most flows but not all: gated IAF scales z by sigmoid(forget bias) per
+//! step (Kingma et al. 2016, eq. 14), and planar with the paper's constraint
+//! m(a) = −1 + softplus(a) (Rezende & Mohamed 2015, App. A) gives wᵀû = m(0) = ln 2 − 1 at
+//! w ≈ 0, so each step shrinks z along its w by the factor ln 2: Σ ln|det| = K ln ln 2 ≈ −5.9
+//! nats at K = 16. The `init` tests hold every flow of `experiments/` to its own start.
 use tch::nn;
 
 /// The factor on PyTorch's bound for heads that compute flow parameters.
