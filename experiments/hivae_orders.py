@@ -4,7 +4,7 @@ For each finished run RUNS/<method>-<dataset>-mR-S of experiments/hivae_protocol
 decoder trained with a random or shown_first order), runs `flowlab eval RUN --samples R` (R column
 orders, each with the row's observed cells first in a random order; the heads' likelihoods pooled
 before the point is read) and keeps its metrics as OUT/<run>-o<R>.json. No retraining: the weights
-are the run's. Then prints, per method and table, the mean validation error over every rate and
+are the run's; R = 1 is read from the run's metrics.json. Then prints, per method and table, the mean validation error over every rate and
 mask for each R (the figure to choose R by) and the test error per rate (mean ± sd over masks).
 
 Usage (from the repository root, after `make build` and the protocol's runs):
@@ -28,6 +28,9 @@ a = p.parse_args()
 os.makedirs(a.out, exist_ok=True)
 
 def out_file(run, r):
+    # One order is the run's own evaluation (imputation in one order is deterministic).
+    if r == 1:
+        return os.path.join(a.runs, run, "metrics.json")
     return os.path.join(a.out, f"{run}-o{r}.json")
 
 def evaluate(job):

@@ -206,14 +206,28 @@ fn a_masked_decoder_run_imputes_and_samples() {
         err.is_finite() && err < base,
         "error {err} vs mean/mode {base}"
     );
-    // Re-evaluated with one order and with 16 pooled: both beat mean/mode imputation.
-    for r in ["1", "16"] {
+    // Re-evaluated with one order, with 16 pooled, and with a round of chained refinement: each
+    // beats mean/mode imputation.
+    let eval_error = |r: &str| {
         let o = flowlab(&["eval", run.to_str().unwrap(), "--samples", r]);
         assert!(o.status.success(), "{}", stderr(&o));
         let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        let e = e["test_imputation_error"].as_f64().unwrap();
+        e["test_imputation_error"].as_f64().unwrap()
+    };
+    for r in ["1", "16"] {
+        let e = eval_error(r);
         assert!(e.is_finite() && e < base, "R = {r}: error {e} vs {base}");
     }
+    let cfg_path = run.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["model"]["hivae"]["imputation_rounds"] = 1.into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let e = eval_error("4");
+    assert!(
+        e.is_finite() && e < base,
+        "one refinement round: error {e} vs {base}"
+    );
     let input = write(&dir, "gaps.csv", "1.5,,3,,2\n,7.1,,1,\n");
     let out = dir.join("filled.csv");
     let o = flowlab(&[

@@ -100,6 +100,15 @@ pub struct HivaeConfig {
     /// release's training.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub hide_inputs: f64,
+    /// Rounds of chained refinement after the first point imputation (missForest's loop,
+    /// Stekhoven & Bühlmann 2012): each column in turn is imputed again from a row in which every
+    /// other cell is given, the imputed ones at their current values. 0: one pass.
+    #[serde(default, skip_serializing_if = "is_zero_rounds")]
+    pub imputation_rounds: i64,
+}
+
+fn is_zero_rounds(v: &i64) -> bool {
+    *v == 0
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -122,6 +131,11 @@ impl HivaeConfig {
             (0.0..1.0).contains(&self.hide_inputs),
             "field `model.hivae.hide_inputs`: must be in [0, 1), got {}",
             self.hide_inputs
+        );
+        ensure!(
+            (0..=20).contains(&self.imputation_rounds),
+            "field `model.hivae.imputation_rounds`: must be in 0..=20, got {}",
+            self.imputation_rounds
         );
         let vf = self.data.val_fraction;
         ensure!(

@@ -34,8 +34,48 @@ impl Hivae {
         draw: bool,
         how: Imputation,
     ) -> Result<Filled> {
-        let raw = self.impute_raw(x, seen, draw, how)?;
-        Ok(self.within_support(raw))
+        let first = self.within_support(self.impute_raw(x, seen, draw, how)?);
+        if draw || self.config.imputation_rounds == 0 {
+            return Ok(first);
+        }
+        self.refine(x, seen, first, how)
+    }
+
+    /// `imputation_rounds` rounds of chained refinement: column d of the rows missing it is
+    /// imputed again with every other cell given (observed, or imputed at its current value),
+    /// columns in turn, each update seen by the next (Gauss–Seidel, as missForest).
+    fn refine(
+        &self,
+        x: &Tensor,
+        seen: &Tensor,
+        mut filled: Filled,
+        how: Imputation,
+    ) -> Result<Filled> {
+        let observed = seen.gt(0.5);
+        for _ in 0..self.config.imputation_rounds {
+            for d in 0..self.types.len() as i64 {
+                let missing = observed.select(1, d).logical_not();
+                if missing.sum(DType::Int64).int64_value(&[]) == 0 {
+                    continue;
+                }
+                let given = x.where_self(&observed, &filled.values);
+                let shown = seen.ones_like();
+                shown.select(1, d).copy_(&seen.select(1, d));
+                let raw = self.impute_raw(&given, &shown, false, how)?;
+                let bad = raw
+                    .select(1, d)
+                    .isfinite()
+                    .logical_not()
+                    .logical_and(&missing);
+                filled.clamped += bad.sum(DType::Int64).int64_value(&[]);
+                let column = self.within_support(raw).values.select(1, d);
+                filled
+                    .values
+                    .select(1, d)
+                    .copy_(&column.where_self(&missing, &filled.values.select(1, d)));
+            }
+        }
+        Ok(filled)
     }
 
     /// Non-finite numerical values (a posterior sent far from the data) become the column's
